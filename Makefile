@@ -1,0 +1,89 @@
+# forklings: the one interface for learners, instructors and CI.
+#
+#   make                    build your lessons, show each lesson's state and the next step
+#   make check [L=NN]       check one lesson (default: the first not yet passed)
+#   make run L=NN [ARGS=..] build and run your program of lesson NN
+#   make hint L=NN          the next hint for lesson NN, one level per call
+#   make test               the repository proves itself (instructors, CI)
+#
+# TREE=solutions checks or runs the reference solution instead of your work.
+# SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer.
+
+CC       ?= cc
+TREE     ?= lessons
+SANITIZE ?=
+WERROR   ?=
+
+CFLAGS_STD := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -g
+ifeq ($(SANITIZE),1)
+CFLAGS_STD += -fsanitize=address,undefined -fno-sanitize-recover=all
+BUILD    ?= build/sanitize
+else
+BUILD    ?= build
+endif
+ifeq ($(WERROR),1)
+CFLAGS_STD += -Werror
+endif
+ALL_CFLAGS = $(CFLAGS_STD) $(CFLAGS)
+
+# Every lessons/NN-slug folder is a lesson; its .c files make one program,
+# build/<tree>/NN-slug/slug. A lesson with more programs adds rules below.
+LESSONS := $(notdir $(wildcard lessons/[0-9][0-9]-*))
+slug     = $(patsubst $(firstword $(subst -, ,$(1)))-%,%,$(1))
+program  = $(BUILD)/$(1)/$(2)/$(call slug,$(2))
+PROGRAMS = $(foreach l,$(LESSONS),$(call program,$(TREE),$(l)))
+
+define program_rule
+$(call program,$(1),$(2)): $(wildcard $(1)/$(2)/*.c $(1)/$(2)/*.h) $(BUILD)/.cflags
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDLIBS)
+endef
+$(foreach t,lessons solutions,$(foreach l,$(LESSONS),$(eval $(call program_rule,$(t),$(l)))))
+
+# Rebuild everything when the flags change (SANITIZE, WERROR, CC).
+$(BUILD)/.cflags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' >$@
+
+# The test harness's guard runner: always a plain build.
+build/tests/guard: tests/lib/guard.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -o $@ $<
+
+# A lesson's last check result, remade by `make` only when the lesson's
+# files, its suite or the harness changed since: make's own dependency
+# tracking is the cache. Lessons never checked stay unchecked.
+HARNESS := $(wildcard tests/lib/*.c tests/lib/*.bash) tests/lib/learn
+define result_rule
+build/results/$(1)/$(2).result: $(wildcard $(1)/$(2)/*.c $(1)/$(2)/*.h) tests/$(2).bats $(HARNESS)
+	@$$(LEARN) record $(1) $(2)
+endef
+$(foreach t,lessons solutions,$(foreach l,$(LESSONS),$(eval $(call result_rule,$(t),$(l)))))
+recheck: $(wildcard build/results/$(TREE)/*.result)
+
+LEARN = tests/lib/learn
+
+.DEFAULT_GOAL := status
+.PHONY: status programs recheck check run hint test clean FORCE
+
+programs: $(PROGRAMS)
+
+status:
+	@$(LEARN) status
+
+check:
+	@$(LEARN) check $(L)
+
+run:
+	@$(LEARN) run $(L) $(ARGS)
+
+hint:
+	@$(LEARN) hint $(L)
+
+test:
+	@tests/lib/prove
+
+clean:
+	rm -rf build
+
+FORCE:

@@ -1,0 +1,323 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+#
+# harness.bash: what every lesson suite loads (`load lib/harness`).
+#
+# It finds the lesson's program for the tree under test (TREE=lessons, the
+# learner's own work, or TREE=solutions), builds it with -Werror, and runs it
+# under tests/lib/guard: own process group, a deadline, a process cap, and a
+# census of zombies and survivors afterwards. run_prog fails the test at once,
+# with a hint a student can act on, when the program hung, forked without end,
+# left a child unreaped or a process running. The assert_* helpers check
+# properties of the output, never an interleaving.
+#
+# Environment:
+#   TREE             lessons (default) or solutions
+#   FORKLINGS_BUILD  where the programs are built (build; build/sanitize)
+#   FORKLINGS_SLOW   multiply every deadline by this (sanitizers, valgrind)
+#   FORKLINGS_VALGRIND=1  run every program under valgrind, every process
+#                    checked for memory errors and definite leaks
+
+bats_require_minimum_version 1.5.0
+
+FORKLINGS_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+TREE=${TREE:-lessons}
+FORKLINGS_BUILD=${FORKLINGS_BUILD:-build}
+FORKLINGS_SLOW=${FORKLINGS_SLOW:-1}
+LESSON=$(basename "$BATS_TEST_FILENAME" .bats)   # e.g. 02-hello-pool
+LESSON_NN=${LESSON%%-*}                          # 02
+SLUG=${LESSON#*-}                                # hello-pool
+PROG_REL=$FORKLINGS_BUILD/$TREE/$LESSON/$SLUG
+PROG=$FORKLINGS_ROOT/$PROG_REL
+GUARD=$FORKLINGS_ROOT/build/tests/guard
+DEADLINE=${DEADLINE:-10}    # seconds a program may run, before FORKLINGS_SLOW
+PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
+
+case $TREE in
+lessons | solutions) ;;
+*) echo "TREE must be lessons or solutions, not '$TREE'" >&2; exit 1 ;;
+esac
+
+# Build the lesson's program and the guard, once per file. A build failure
+# shows the compiler's messages and fails every test of the file.
+setup_file() {
+    forklings_build
+}
+
+forklings_build() {
+    local log=$BATS_FILE_TMPDIR/build.log
+    if ! make --no-print-directory -s -C "$FORKLINGS_ROOT" WERROR=1 \
+        BUILD="$FORKLINGS_BUILD" "$PROG_REL" build/tests/guard >"$log" 2>&1; then
+        {
+            echo "# $TREE/$LESSON does not compile (warnings count as errors):"
+            sed 's/^/#   /' "$log"
+        } >&3
+        return 1
+    fi
+}
+
+# Multiply a deadline in seconds by FORKLINGS_SLOW.
+scaled() {
+    awk -v s="$1" -v f="$FORKLINGS_SLOW" 'BEGIN { print s * f }'
+}
+
+# True when programs run slowed down (sanitizers, valgrind): tests that
+# measure time skip their timing assertion then, and only then.
+slow_mode() {
+    [ "$FORKLINGS_SLOW" != 1 ]
+}
+
+# run_guarded [OPTIONS] -- COMMAND [ARG...]
+# Runs COMMAND under the guard. Sets status, output (stdout), lines,
+# stderr, stderr_lines, and g_timeout, g_forkcap, g_maxprocs, g_unreaped,
+# g_survivors, g_survivor_pids, g_stuck, g_elapsed_ms, g_signal, g_lines.
+# Options:
+#   --deadline SECS   kill the group after SECS (default $DEADLINE), scaled
+#   --cap N           most processes at once (default $PROC_CAP)
+#   --head N          read N lines of stdout, then close it, as `| head -N`
+#   --kill SIG@WHEN   send SIG at WHEN: seconds (0.5) or stdout lines (L3)
+#   --group           --kill signals go to the whole process group
+#   --linger SECS     give left processes SECS to leave before the census
+#   --stdin FILE      stdin (default /dev/null)
+#   --stdout-file     stdout is a file, not a pipe
+#   --tolerate WHAT   do not fail on WHAT: survivors, unreaped
+# Then fails the test, with a hint, when the program hung, hit the process
+# cap, left zombies or left processes running.
+run_guarded() {
+    local opts=() tolerate="" dir=$BATS_TEST_TMPDIR
+    DEADLINE_USED=$DEADLINE
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        case $1 in
+        --deadline) DEADLINE_USED=$2; shift 2 ;;
+        --cap) opts+=(-p "$2"); shift 2 ;;
+        --head) opts+=(-H "$2"); shift 2 ;;
+        --kill) opts+=(-k "$2"); shift 2 ;;
+        --group) opts+=(-g); shift ;;
+        --linger) opts+=(-w "$(scaled "$2")"); shift 2 ;;
+        --stdin) opts+=(-i "$2"); shift 2 ;;
+        --stdout-file) opts+=(-f); shift ;;
+        --tolerate) tolerate="$tolerate $2"; shift 2 ;;
+        *) echo "run_guarded: unknown option $1" >&2; return 1 ;;
+        esac
+    done
+    [ "${1:-}" = -- ] && shift
+    g_cmd=$*
+    local cmd=("$@")
+    if [ "${FORKLINGS_VALGRIND:-}" = 1 ] && [ "$1" = "$PROG" ]; then
+        rm -f "$dir"/vg.*.log
+        cmd=(valgrind -q --leak-check=full --show-leak-kinds=definite
+            --errors-for-leak-kinds=definite --child-silent-after-fork=no
+            "--log-file=$dir/vg.%p.log" "${cmd[@]}")
+    fi
+    status=0
+    "$GUARD" -t "$(scaled "$DEADLINE_USED")" -p "$PROC_CAP" "${opts[@]}" \
+        -o "$dir/stdout" -e "$dir/stderr" -r "$dir/report" \
+        -- "${cmd[@]}" 3>&- || status=$?
+    output=$(cat "$dir/stdout")
+    stderr=$(cat "$dir/stderr")
+    lines=()
+    stderr_lines=()
+    [ -z "$output" ] || mapfile -t lines <"$dir/stdout"
+    [ -z "$stderr" ] || mapfile -t stderr_lines <"$dir/stderr"
+    local key value
+    while IFS='=' read -r key value; do
+        printf -v "g_$key" '%s' "$value"
+    done <"$dir/report"
+    [ "$g_status" = "$status" ] || fail "guard: cannot run ${cmd[0]}: $stderr"
+    check_guard_report "$tolerate"
+    if [ "${FORKLINGS_VALGRIND:-}" = 1 ]; then
+        check_valgrind_logs "$dir"
+    fi
+}
+
+# run_prog [OPTIONS] [--] [ARG...]: run_guarded for the lesson's program.
+# The options are run_guarded's (all long); the rest goes to the program.
+run_prog() {
+    local opts=()
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --group | --stdout-file) opts+=("$1"); shift ;;
+        --deadline | --cap | --head | --kill | --linger | --stdin | --tolerate)
+            opts+=("$1" "$2"); shift 2 ;;
+        --) shift; break ;;
+        *) break ;;
+        esac
+    done
+    run_guarded "${opts[@]}" -- "$PROG" "$@"
+}
+
+# The command to paste to see the failure for yourself.
+reproduce() {
+    local c=${g_cmd//$FORKLINGS_ROOT\//}
+    echo "to reproduce:  $c"
+}
+
+# Fail the test with a message for the student.
+fail() {
+    printf '%s\n' "$@" >&2
+    return 1
+}
+
+# Explain a wchan (the kernel function a stuck process sleeps in).
+explain_wchan() {
+    case $1 in
+    *pipe_read* | *pipe_wait*) echo "waiting to read from a pipe" ;;
+    *pipe_write*) echo "waiting to write to a full pipe" ;;
+    *do_wait* | *wait_consider*) echo "waiting for a child in wait()/waitpid()" ;;
+    *nanosleep* | *hrtimer*) echo "sleeping" ;;
+    *poll* | *select*) echo "waiting in poll()/select()" ;;
+    *sigsuspend* | *pause*) echo "waiting for a signal" ;;
+    *) echo "in the kernel at $1" ;;
+    esac
+}
+
+check_guard_report() {
+    local tolerate=$1
+    if [ "$g_forkcap" = 1 ]; then
+        fail "The program started more than $g_cap processes at once (at least $g_maxprocs) and was stopped." \
+            "hint: a forked child probably did not _exit(): it went on running the" \
+            "      parent's code, reached the fork() loop again and forked children of" \
+            "      its own. End every child with _exit()." "$(reproduce)"
+        return 1
+    fi
+    if [ "$g_timeout" = 1 ]; then
+        local msg=() p pid comm state wchan
+        for p in $g_stuck; do
+            IFS=: read -r pid comm state wchan <<<"$p"
+            [ "$state" = Z ] && msg+=("  process $pid ($comm): finished, never reaped (zombie)") && continue
+            msg+=("  process $pid ($comm): $(explain_wchan "$wchan")")
+        done
+        fail "The program did not finish within $(scaled "$DEADLINE_USED")s and was killed." \
+            "${msg[@]}" \
+            "hint: a read() waits for end-of-file until every write end of that pipe is" \
+            "      closed, in every process: close the ends you do not use right after" \
+            "      fork(). Or a loop never ends, or a parent waits for a child that waits." \
+            "$(reproduce)"
+        return 1
+    fi
+    if [ "$g_unreaped" -gt 0 ] 2>/dev/null && [[ $tolerate != *unreaped* ]]; then
+        fail "$g_unreaped child process(es) finished but were never reaped (zombies when the program exited)." \
+            "hint: did you waitpid() every child? Each fork() needs one wait." "$(reproduce)"
+        return 1
+    fi
+    if [ "$g_survivors" -gt 0 ] && [[ $tolerate != *survivors* ]]; then
+        fail "$g_survivors process(es) outlived the program (pids $g_survivor_pids)." \
+            "hint: did you waitpid() every child? A parent must wait for its workers" \
+            "      before it exits, and every worker must end (for instance on EOF)." \
+            "$(reproduce)"
+        return 1
+    fi
+}
+
+check_valgrind_logs() {
+    local dir=$1 log bad=0
+    for log in "$dir"/vg.*.log; do
+        [ -s "$log" ] || continue
+        bad=1
+        echo "valgrind found errors in process ${log##*/vg.}:" >&2
+        sed 's/^/  /' "$log" | head -40 >&2
+    done
+    [ $bad = 0 ] || fail "hint: free what you malloc on every path, and read only what you wrote." "$(reproduce)"
+}
+
+# --- assertions -------------------------------------------------------------
+
+assert_status() {
+    [ "$status" = "$1" ] && return 0
+    fail "expected exit status $1, got $status" \
+        "stderr was: ${stderr:-(empty)}" "$(reproduce)"
+}
+
+assert_stderr_empty() {
+    [ -z "$stderr" ] && return 0
+    fail "expected nothing on stderr, got:" "$stderr" "$(reproduce)"
+}
+
+# assert_usage_error: exit status 2, nothing on stdout, exactly one line on
+# stderr that starts with the program's name.
+assert_usage_error() {
+    assert_status 2 || return 1
+    [ ${#stderr_lines[@]} = 1 ] ||
+        fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:" "$stderr" "$(reproduce)" || return 1
+    [[ ${stderr_lines[0]} == "$SLUG: "* ]] ||
+        fail "expected the error line to start with '$SLUG: ', got:" "${stderr_lines[0]}" "$(reproduce)" || return 1
+    [ -z "$output" ] ||
+        fail "expected nothing on stdout for bad arguments, got:" "$output" "$(reproduce)"
+}
+
+# assert_output TEXT: stdout is exactly TEXT.
+assert_output() {
+    [ "$output" = "$1" ] && return 0
+    fail "expected stdout:" "$1" "actual stdout:" "${output:-(empty)}" "$(reproduce)"
+}
+
+# assert_lines_in_order FILE: stdout holds exactly FILE's lines, in order.
+assert_lines_in_order() {
+    local actual=$BATS_TEST_TMPDIR/actual
+    printf '%s\n' "${lines[@]}" | sed '/^$/d' >"$actual"
+    sed '/^$/d' "$1" | diff -u - "$actual" >"$BATS_TEST_TMPDIR/diff" && return 0
+    fail "stdout is not the expected lines in the expected order (- expected, + actual):" \
+        "$(head -30 "$BATS_TEST_TMPDIR/diff")" "$(reproduce)"
+}
+
+# assert_lines_any_order FILE: stdout holds each of FILE's lines exactly as
+# often as FILE does, in any order, and nothing else. Names the likely cause:
+# duplicated lines (stdio buffer copied by fork), torn lines (one line made
+# of several writes), missing lines.
+assert_lines_any_order() {
+    local want=$BATS_TEST_TMPDIR/want got=$BATS_TEST_TMPDIR/got
+    sort "$1" >"$want"
+    if [ ${#lines[@]} -gt 0 ]; then printf '%s\n' "${lines[@]}"; fi | sort >"$got"
+    cmp -s "$want" "$got" && return 0
+    local missing extra dups
+    missing=$(comm -23 "$want" "$got")
+    extra=$(comm -13 "$want" "$got")
+    dups=$(uniq -d "$got" | head -5)
+    local msg=("stdout does not hold the expected lines (order does not matter)."
+        "expected $(wc -l <"$want") lines, got ${#lines[@]}.")
+    [ -n "$missing" ] && msg+=("missing ($(wc -l <<<"$missing")), first ones:" "$(head -5 <<<"$missing" | sed 's/^/  /')")
+    [ -n "$extra" ] && msg+=("unexpected ($(wc -l <<<"$extra")), first ones:" "$(head -5 <<<"$extra" | sed 's/^/  /')")
+    if [ -n "$dups" ] && [ -n "$extra" ]; then
+        msg+=("hint: some lines came out more than once. When stdout is a pipe or a"
+            "      file, printf() keeps text in a buffer; fork() copies the unflushed"
+            "      buffer into the child and both processes print it. Call fflush(NULL)"
+            "      just before fork(), and end children with _exit(), not exit().")
+    elif [ -n "$extra" ] && [ -n "$missing" ]; then
+        msg+=("hint: lines came out torn or mixed. Print each line with one call, so"
+            "      that it reaches the pipe in one write(), and flush after each line.")
+    elif [ -n "$missing" ]; then
+        msg+=("hint: did every task run, and did every worker flush its output before"
+            "      _exit()? _exit() does not flush stdio buffers.")
+    fi
+    fail "${msg[@]}" "$(reproduce)"
+}
+
+# assert_no_duplicate_lines: no line of stdout appears twice.
+assert_no_duplicate_lines() {
+    local dups
+    dups=$(printf '%s\n' "${lines[@]}" | sort | uniq -d | head -5)
+    [ -z "$dups" ] && return 0
+    fail "these lines came out more than once:" "$dups" \
+        "hint: call fflush(NULL) just before fork(): the child gets a copy of" \
+        "      every unflushed stdio buffer, and both processes print it." "$(reproduce)"
+}
+
+# assert_line_count N
+assert_line_count() {
+    [ ${#lines[@]} = "$1" ] && return 0
+    fail "expected $1 lines on stdout, got ${#lines[@]}" "$(reproduce)"
+}
+
+# assert_match REGEX TEXT WHAT: TEXT matches the extended REGEX.
+assert_match() {
+    [[ $2 =~ $1 ]] && return 0
+    fail "expected $3 to match /$1/, got:" "${2:-(empty)}" "$(reproduce)"
+}
+
+# Write lines to a file for the assertions above: lines_file NAME LINE...
+lines_file() {
+    local f=$BATS_TEST_TMPDIR/$1
+    shift
+    printf '%s\n' "$@" >"$f"
+    echo "$f"
+}
