@@ -136,9 +136,12 @@ fx(long x, const struct options *o)
 static _Noreturn void
 worker_main(long w, const struct options *o)
 {
-    for (long i = w; i < o->tasks; i += o->workers)
-        fx(o->start + i, o);
-    _exit(0);                   /* not exit(): see lesson 01 */
+    /* TODO(02): call fx(o->start + i, o) for every task position i from w
+     * up to o->tasks, in steps of o->workers; then leave with _exit(0). */
+    (void)w;
+    (void)o;
+    (void)fx;                   /* delete these three lines when done */
+    _exit(0);
 }
 
 /*
@@ -150,53 +153,52 @@ start_workers(const struct options *o)
 {
     long started = 0;
 
-    for (long w = 0; w < o->workers; w++) {
-        fflush(NULL);           /* else each child inherits unflushed output */
-        switch (fork()) {
-        case -1:
-            perror(PROG ": fork");
-            return started;
-        case 0:
-            worker_main(w, o);  /* never returns */
-        default:
-            started++;
-        }
-    }
+    /* TODO(02): for each worker w from 0 to o->workers - 1: fflush(NULL),
+     * then fork() in a three-way switch: -1: perror(PROG ": fork") and
+     * return started; 0 (the child): worker_main(w, o), which never returns;
+     * default (the parent): count the worker in started. */
+    (void)o;
+    (void)worker_main;          /* delete these two lines when done */
     return started;
 }
 
 /*
- * Wait for every child until none is left. Returns 0 if each one exited with
- * status 0, 1 if any failed; a worker killed by SIGPIPE (its reader went
- * away, as in `hello-pool | head -3`) is not reported, and makes the result
- * 128 + SIGPIPE, as the shell reports a process killed by that signal.
+ * Judge one reaped worker and return the program's result so far, updated.
+ * A clean exit changes nothing. A worker killed by SIGPIPE (its reader went
+ * away, as in `hello-pool | head -3`) makes it 128 + SIGPIPE, quietly, as the
+ * shell reports a process killed by that signal. Any other end is reported
+ * on stderr and makes it 1.
+ */
+static int
+judge_worker(pid_t pid, int status, int result)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return result;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
+        return result == 0 ? 128 + SIGPIPE : result;
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "%s: worker %ld killed by signal %d\n", PROG,
+                (long)pid, WTERMSIG(status));
+    else
+        fprintf(stderr, "%s: worker %ld exited with status %d\n", PROG,
+                (long)pid, WEXITSTATUS(status));
+    return 1;
+}
+
+/*
+ * Wait for every child until none is left, judging each. Returns the
+ * program's result: 0 when every worker exited with status 0.
  */
 static int
 reap_workers(void)
 {
-    int result = 0, status;
-    pid_t pid;
+    int result = 0;
 
-    while ((pid = wait(&status)) != -1 || errno == EINTR) {
-        if (pid == -1)
-            continue;           /* interrupted: wait again */
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            continue;
-        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) {
-            if (result == 0)
-                result = 128 + SIGPIPE;
-            continue;
-        }
-        if (WIFSIGNALED(status))
-            fprintf(stderr, "%s: worker %ld killed by signal %d\n", PROG,
-                    (long)pid, WTERMSIG(status));
-        else
-            fprintf(stderr, "%s: worker %ld exited with status %d\n", PROG,
-                    (long)pid, WEXITSTATUS(status));
-        result = 1;
-    }
-    if (errno != ECHILD)
-        die("wait");
+    /* TODO(02): loop on wait(&status) until it returns -1; when errno is
+     * EINTR, wait again. Judge each child: result = judge_worker(pid,
+     * status, result). After the loop errno must be ECHILD, else die("wait"). */
+    (void)judge_worker;         /* delete these two lines when done */
+    (void)die;
     return result;
 }
 

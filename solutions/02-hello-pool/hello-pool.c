@@ -166,10 +166,31 @@ start_workers(const struct options *o)
 }
 
 /*
- * Wait for every child until none is left. Returns 0 if each one exited with
- * status 0, 1 if any failed; a worker killed by SIGPIPE (its reader went
- * away, as in `hello-pool | head -3`) is not reported, and makes the result
- * 128 + SIGPIPE, as the shell reports a process killed by that signal.
+ * Judge one reaped worker and return the program's result so far, updated.
+ * A clean exit changes nothing. A worker killed by SIGPIPE (its reader went
+ * away, as in `hello-pool | head -3`) makes it 128 + SIGPIPE, quietly, as the
+ * shell reports a process killed by that signal. Any other end is reported
+ * on stderr and makes it 1.
+ */
+static int
+judge_worker(pid_t pid, int status, int result)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return result;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
+        return result == 0 ? 128 + SIGPIPE : result;
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "%s: worker %ld killed by signal %d\n", PROG,
+                (long)pid, WTERMSIG(status));
+    else
+        fprintf(stderr, "%s: worker %ld exited with status %d\n", PROG,
+                (long)pid, WEXITSTATUS(status));
+    return 1;
+}
+
+/*
+ * Wait for every child until none is left, judging each. Returns the
+ * program's result: 0 when every worker exited with status 0.
  */
 static int
 reap_workers(void)
@@ -177,25 +198,10 @@ reap_workers(void)
     int result = 0, status;
     pid_t pid;
 
-    while ((pid = wait(&status)) != -1 || errno == EINTR) {
-        if (pid == -1)
-            continue;           /* interrupted: wait again */
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            continue;
-        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) {
-            if (result == 0)
-                result = 128 + SIGPIPE;
-            continue;
-        }
-        if (WIFSIGNALED(status))
-            fprintf(stderr, "%s: worker %ld killed by signal %d\n", PROG,
-                    (long)pid, WTERMSIG(status));
-        else
-            fprintf(stderr, "%s: worker %ld exited with status %d\n", PROG,
-                    (long)pid, WEXITSTATUS(status));
-        result = 1;
-    }
-    if (errno != ECHILD)
+    while ((pid = wait(&status)) != -1 || errno == EINTR)
+        if (pid != -1)          /* -1 here is EINTR: wait again */
+            result = judge_worker(pid, status, result);
+    if (errno != ECHILD)        /* ECHILD: no child left, the normal end */
         die("wait");
     return result;
 }

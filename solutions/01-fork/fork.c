@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork.c: one fork(). Both processes run on from the same line; the child
+ * says who it is and leaves with _exit(); the parent waits for it and
+ * reports how it ended.
+ *
+ * Python:  p = mp.Process(target=child); p.start(); p.join(); p.exitcode
+ * and the `if __name__ == "__main__":` guard, which keeps a child from
+ * running the parent's part of the program.
+ *
+ * It also shows the classic bug: a line printed before fork() but still in
+ * the stdio buffer is copied into the child, and both print it. `-b` leaves
+ * out the fix, so that `fork -b | cat` shows the line twice.
+ *
+ * Usage: fork [-b] [-s STATUS]
+ *   -s STATUS  the child's exit status, 0 to 255 (3)
+ *   -b         buggy: do not flush stdio before fork()
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROG "fork"
+
+/* Print "fork: WHAT: reason" and exit 1. */
+static _Noreturn void
+die(const char *what)
+{
+    fprintf(stderr, "%s: %s: %s\n", PROG, what, strerror(errno));
+    exit(1);
+}
+
+/* Print one line about bad usage and exit 2. */
+static _Noreturn void
+usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "%s: %s '%s' (try -h)\n", PROG, msg, arg);
+    exit(2);
+}
+
+/* The child's side: say who it is, then leave with `status`. */
+static _Noreturn void
+child_main(int status)
+{
+    printf("child %ld: my parent is %ld\n", (long)getpid(), (long)getppid());
+    fflush(stdout);             /* _exit() does not flush stdio buffers */
+    _exit(status);              /* not exit(): no atexit handlers, no flush */
+}
+
+/*
+ * Fork one child, which runs child_main(status) and never returns here.
+ * Unless `buggy`, flush stdio first. Returns the child's pid, in the parent.
+ */
+static pid_t
+spawn_child(int status, int buggy)
+{
+    pid_t pid;
+
+    if (!buggy)
+        fflush(NULL);           /* else the child inherits unflushed output */
+    switch (pid = fork()) {
+    case -1:
+        die("fork");
+    case 0:
+        child_main(status);
+    default:
+        return pid;
+    }
+}
+
+/* Wait for the child `pid` and print how it ended. */
+static void
+reap_child(pid_t pid)
+{
+    int status;
+
+    while (waitpid(pid, &status, 0) == -1)
+        if (errno != EINTR)     /* a signal interrupted the wait: again */
+            die("waitpid");
+    if (WIFEXITED(status))
+        printf("parent %ld: child %ld exited with status %d\n",
+               (long)getpid(), (long)pid, WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        printf("parent %ld: child %ld was killed by signal %d (%s)\n",
+               (long)getpid(), (long)pid, WTERMSIG(status),
+               strsignal(WTERMSIG(status)));
+}
+
+int
+main(int argc, char **argv)
+{
+    int opt, buggy = 0, status = 3;
+    char *end;
+    long v;
+    pid_t pid;
+
+    opterr = 0;                 /* our own message, one line */
+    while ((opt = getopt(argc, argv, ":hbs:")) != -1) {
+        switch (opt) {
+        case 'h':
+            printf("usage: %s [-b] [-s STATUS]\n"
+                   "Forks one child, which exits with STATUS (default 3);\n"
+                   "the parent waits for it and reports the status.\n"
+                   "  -b  buggy: no fflush() before fork(); try `%s -b | cat`\n",
+                   PROG, PROG);
+            return 0;
+        case 'b':
+            buggy = 1;
+            break;
+        case 's':
+            errno = 0;
+            v = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || v < 0 || v > 255)
+                usage_error("-s must be a number from 0 to 255, not", optarg);
+            status = (int)v;
+            break;
+        case ':':
+            usage_error("option needs a value:", argv[optind - 1]);
+        default: {
+            char bad[3] = {'-', (char)optopt, '\0'};
+
+            usage_error("unknown option", bad);
+        }
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument", argv[optind]);
+
+    printf("parent %ld: about to fork\n", (long)getpid());
+    pid = spawn_child(status, buggy);
+    printf("parent %ld: forked child %ld\n", (long)getpid(), (long)pid);
+    reap_child(pid);
+    return 0;
+}

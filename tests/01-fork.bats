@@ -1,0 +1,108 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Lesson 01 fork: one fork, the child _exit()s, the parent reaps it; the
+# line printed before fork() comes out once, through a pipe and a file.
+# The starter fails: "the child reports its own pid and its parent's"
+
+load lib/harness
+
+# The pids the run printed: banner_pid (the parent, from its first line),
+# child_pid and child_ppid (from the child's line).
+read_pids() {
+    banner_pid=$(sed -nE 's/^parent ([0-9]+): about to fork$/\1/p' <<<"$output" | head -1)
+    child_pid=$(sed -nE 's/^child ([0-9]+): my parent is [0-9]+$/\1/p' <<<"$output" | head -1)
+    child_ppid=$(sed -nE 's/^child [0-9]+: my parent is ([0-9]+)$/\1/p' <<<"$output" | head -1)
+}
+
+# line_number REGEX: the number of the first stdout line matching REGEX.
+line_number() {
+    printf '%s\n' "${lines[@]}" | grep -nE "$1" | head -1 | cut -d: -f1
+}
+
+@test "prints the line from before fork() once through a pipe" {
+    run_prog
+    assert_status 0
+    assert_stderr_empty
+    assert_no_duplicate_lines
+    assert_match '^parent [0-9]+: about to fork$' "${lines[0]}" "the first line"
+}
+
+@test "prints the line from before fork() once when stdout is a file" {
+    run_prog --stdout-file
+    assert_status 0
+    assert_no_duplicate_lines
+    assert_line_count 4
+}
+
+@test "the child reports its own pid and its parent's" {
+    run_prog
+    read_pids
+    [ -n "$child_pid" ] || fail "expected a line 'child PID: my parent is PPID', got:" "$output" "$(reproduce)"
+    [ "$child_ppid" = "$banner_pid" ] ||
+        fail "the child says its parent is '$child_ppid', but the parent's pid is '$banner_pid'" \
+            "hint: print getppid() in the child, before it _exit()s" "$(reproduce)"
+    [ "$child_pid" != "$banner_pid" ] || fail "the child printed the parent's pid as its own" "$(reproduce)"
+}
+
+@test "the parent reports the pid fork() returned to it" {
+    run_prog
+    read_pids
+    assert_match "^parent $banner_pid: forked child $child_pid\$" \
+        "$(grep -E '^parent [0-9]+: forked child' <<<"$output")" "the 'forked child' line"
+}
+
+@test "the parent reports the child's exit status" {
+    local s
+    for s in 3 0 1 255; do
+        run_prog -s "$s"
+        assert_status 0
+        read_pids
+        assert_match "^parent $banner_pid: child $child_pid exited with status $s\$" \
+            "${lines[-1]}" "the last line"
+    done
+}
+
+@test "the child's line comes out before the parent reports its end" {
+    run_prog
+    local c e
+    c=$(line_number '^child ')
+    e=$(line_number 'exited with status')
+    [ -n "$c" ] && [ -n "$e" ] && [ "$c" -lt "$e" ] ||
+        fail "expected the child's line before the 'exited with status' line:" "$output" \
+            "hint: the child must fflush(stdout) before _exit(); the parent reports after waitpid()" \
+            "$(reproduce)"
+}
+
+@test "forks one child and reaps it: no zombie, nothing left running" {
+    run_prog
+    assert_status 0
+    [ "$(grep -c '^child ' <<<"$output")" = 1 ] ||
+        fail "expected exactly one line from one child, got:" "$output" "$(reproduce)"
+    [ "$g_unreaped" = 0 ] && [ "$g_survivors" = 0 ] ||
+        fail "the child was not reaped: call waitpid() in the parent" "$(reproduce)"
+}
+
+@test "with -b the line from before fork() comes out twice through a pipe" {
+    run_prog -b
+    assert_status 0
+    local n
+    n=$(grep -cE '^parent [0-9]+: about to fork$' <<<"$output")
+    [ "$n" = 2 ] || fail "-b leaves out the fflush(NULL) before fork(), so through a pipe the" \
+        "banner should appear twice (once from the child's copy of the buffer); got $n:" \
+        "$output" "$(reproduce)"
+}
+
+@test "-h prints usage on stdout and exits 0" {
+    run_prog -h
+    assert_status 0
+    assert_match '^usage: fork' "$output" "stdout"
+}
+
+@test "rejects bad arguments with one line on stderr and status 2" {
+    local args
+    for args in "-s 256" "-s -1" "-s abc" "-s" "-x" "extra"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_prog $args
+        assert_usage_error
+    done
+}
