@@ -4,6 +4,7 @@
 # line printed before fork() comes out once, through a pipe and a file.
 # The starter fails: "the child reports its own pid and its parent's"
 
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
 load lib/harness
 
 # The pids the run printed: banner_pid (the parent, from its first line),

@@ -3,6 +3,7 @@
 # Lesson 02 hello-pool: a pool of workers prints the seed's greetings.
 # The starter fails: "prints each of the 100 greetings exactly once"
 
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
 load lib/harness
 
 # greetings FIRST LAST: the lines the seed's fx prints for FIRST..LAST.

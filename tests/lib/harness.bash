@@ -33,6 +33,13 @@ GUARD=$FORKLINGS_ROOT/build/tests/guard
 DEADLINE=${DEADLINE:-10}    # seconds a program may run, before FORKLINGS_SLOW
 PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 
+# What the guard reports about the last run (see run_guarded); the suites
+# read them.
+# shellcheck disable=SC2034
+g_status="" g_signal="" g_timeout="" g_forkcap="" g_cap="" g_maxprocs="" \
+    g_unreaped="" g_survivors="" g_survivor_pids="" g_stuck="" \
+    g_elapsed_ms="" g_lines="" g_cmd=""
+
 case $TREE in
 lessons | solutions) ;;
 *) echo "TREE must be lessons or solutions, not '$TREE'" >&2; exit 1 ;;
@@ -123,10 +130,10 @@ run_guarded() {
     while IFS='=' read -r key value; do
         printf -v "g_$key" '%s' "$value"
     done <"$dir/report"
-    [ "$g_status" = "$status" ] || fail "guard: cannot run ${cmd[0]}: $stderr"
-    check_guard_report "$tolerate"
+    [ "$g_status" = "$status" ] || fail "guard: cannot run ${cmd[0]}: $stderr" || return 1
+    check_guard_report "$tolerate" || return 1
     if [ "${FORKLINGS_VALGRIND:-}" = 1 ]; then
-        check_valgrind_logs "$dir"
+        check_valgrind_logs "$dir" || return 1
     fi
 }
 
@@ -150,6 +157,7 @@ run_prog() {
 reproduce() {
     local c=${g_cmd//$FORKLINGS_ROOT\//}
     echo "to reproduce:  $c"
+    echo "stuck?         make hint L=$LESSON_NN"
 }
 
 # Fail the test with a message for the student.
@@ -253,7 +261,7 @@ assert_output() {
 
 # assert_lines_in_order FILE: stdout holds exactly FILE's lines, in order.
 assert_lines_in_order() {
-    local actual=$BATS_TEST_TMPDIR/actual
+    local actual=$BATS_TEST_TMPDIR/.actual
     printf '%s\n' "${lines[@]}" | sed '/^$/d' >"$actual"
     sed '/^$/d' "$1" | diff -u - "$actual" >"$BATS_TEST_TMPDIR/diff" && return 0
     fail "stdout is not the expected lines in the expected order (- expected, + actual):" \
@@ -265,24 +273,26 @@ assert_lines_in_order() {
 # duplicated lines (stdio buffer copied by fork), torn lines (one line made
 # of several writes), missing lines.
 assert_lines_any_order() {
-    local want=$BATS_TEST_TMPDIR/want got=$BATS_TEST_TMPDIR/got
+    local want=$BATS_TEST_TMPDIR/.want.sorted got=$BATS_TEST_TMPDIR/.got.sorted
     sort "$1" >"$want"
     if [ ${#lines[@]} -gt 0 ]; then printf '%s\n' "${lines[@]}"; fi | sort >"$got"
     cmp -s "$want" "$got" && return 0
-    local missing extra dups
+    local missing extra repeated strange
     missing=$(comm -23 "$want" "$got")
     extra=$(comm -13 "$want" "$got")
-    dups=$(uniq -d "$got" | head -5)
+    repeated=$(grep -Fxf "$want" <<<"$extra")        # expected, but too often
+    strange=$(grep -vFxf "$want" <<<"$extra")         # never expected at all
     local msg=("stdout does not hold the expected lines (order does not matter)."
         "expected $(wc -l <"$want") lines, got ${#lines[@]}.")
     [ -n "$missing" ] && msg+=("missing ($(wc -l <<<"$missing")), first ones:" "$(head -5 <<<"$missing" | sed 's/^/  /')")
-    [ -n "$extra" ] && msg+=("unexpected ($(wc -l <<<"$extra")), first ones:" "$(head -5 <<<"$extra" | sed 's/^/  /')")
-    if [ -n "$dups" ] && [ -n "$extra" ]; then
+    [ -n "$repeated" ] && msg+=("printed too often ($(wc -l <<<"$repeated") extra), first ones:" "$(head -5 <<<"$repeated" | sed 's/^/  /')")
+    [ -n "$strange" ] && msg+=("unexpected ($(wc -l <<<"$strange")), first ones:" "$(head -5 <<<"$strange" | sed 's/^/  /')")
+    if [ -n "$repeated" ]; then
         msg+=("hint: some lines came out more than once. When stdout is a pipe or a"
             "      file, printf() keeps text in a buffer; fork() copies the unflushed"
             "      buffer into the child and both processes print it. Call fflush(NULL)"
             "      just before fork(), and end children with _exit(), not exit().")
-    elif [ -n "$extra" ] && [ -n "$missing" ]; then
+    elif [ -n "$strange" ] && [ -n "$missing" ]; then
         msg+=("hint: lines came out torn or mixed. Print each line with one call, so"
             "      that it reaches the pipe in one write(), and flush after each line.")
     elif [ -n "$missing" ]; then
