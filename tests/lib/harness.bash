@@ -38,7 +38,7 @@ PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 # shellcheck disable=SC2034
 g_status="" g_signal="" g_timeout="" g_forkcap="" g_cap="" g_maxprocs="" \
     g_unreaped="" g_survivors="" g_survivor_pids="" g_stuck="" \
-    g_elapsed_ms="" g_lines="" g_cmd=""
+    g_elapsed_ms="" g_lines="" g_cmd="" g_redirect=""
 
 case $TREE in
 lessons | solutions) ;;
@@ -93,16 +93,17 @@ slow_mode() {
 run_guarded() {
     local opts=() tolerate="" dir=$BATS_TEST_TMPDIR
     DEADLINE_USED=$DEADLINE
+    g_redirect="| cat"
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         case $1 in
         --deadline) DEADLINE_USED=$2; shift 2 ;;
         --cap) opts+=(-p "$2"); shift 2 ;;
-        --head) opts+=(-H "$2"); shift 2 ;;
+        --head) opts+=(-H "$2"); g_redirect="| head -$2"; shift 2 ;;
         --kill) opts+=(-k "$2"); shift 2 ;;
         --group) opts+=(-g); shift ;;
         --linger) opts+=(-w "$(scaled "$2")"); shift 2 ;;
         --stdin) opts+=(-i "$2"); shift 2 ;;
-        --stdout-file) opts+=(-f); shift ;;
+        --stdout-file) opts+=(-f); g_redirect="> out.txt; cat out.txt"; shift ;;
         --tolerate) tolerate="$tolerate $2"; shift 2 ;;
         *) echo "run_guarded: unknown option $1" >&2; return 1 ;;
         esac
@@ -156,7 +157,7 @@ run_prog() {
 # The command to paste to see the failure for yourself.
 reproduce() {
     local c=${g_cmd//$FORKLINGS_ROOT\//}
-    echo "to reproduce:  $c"
+    echo "to reproduce:  $c $g_redirect"
     echo "stuck?         make hint L=$LESSON_NN"
 }
 
