@@ -4,6 +4,12 @@
 #   make check [L=NN]       check one lesson (default: the first not yet passed)
 #   make run L=NN [ARGS=..] build and run your program of lesson NN
 #   make hint L=NN          the next hint for lesson NN, one level per call
+#   make watch [L=NN]       re-check on every save; Enter re-checks, q quits
+#   make reset L=NN         restore a lesson's starter (asks; CONFIRM=yes)
+#   make reset-all          restore every starter (asks; CONFIRM=yes)
+#   make solution L=NN      the reference solution as a diff, once earned
+#   make doctor             check this machine's tools and say what to install
+#   make report             results as build/report.json and build/report.xml
 #   make test               the repository proves itself (instructors, CI)
 #
 # TREE=solutions checks or runs the reference solution instead of your work.
@@ -64,7 +70,8 @@ recheck: $(wildcard build/results/$(TREE)/*.result)
 LEARN = tests/lib/learn
 
 .DEFAULT_GOAL := status
-.PHONY: status programs recheck check run hint test clean FORCE
+.PHONY: status programs recheck check run hint watch reset reset-all \
+	solution doctor report test clean FORCE
 
 programs: $(PROGRAMS)
 
@@ -79,6 +86,24 @@ run:
 
 hint:
 	@$(LEARN) hint $(L)
+
+watch:
+	@$(LEARN) watch $(L)
+
+reset:
+	@$(LEARN) reset $(L)
+
+reset-all:
+	@$(LEARN) reset-all
+
+solution:
+	@$(LEARN) solution $(L)
+
+doctor:
+	@$(LEARN) doctor
+
+report:
+	@$(LEARN) report
 
 test:
 	@tests/lib/prove

@@ -15,6 +15,33 @@ read_pids() {
     child_ppid=$(sed -nE 's/^child [0-9]+: my parent is ([0-9]+)$/\1/p' <<<"$output" | head -1)
 }
 
+# need_child_line: fail, saying why, when the run printed no child line;
+# tests that compare pids cannot say more without it.
+need_child_line() {
+    read_pids
+    [ -n "$child_pid" ] && return 0
+    fail "there is no line 'child PID: my parent is PPID' to compare with, got:" \
+        "$output" \
+        "hint: the child prints its line, then fflush(stdout), then _exit(): _exit()" \
+        "      does not flush, and through a pipe the line waits in the buffer." \
+        "$(reproduce)"
+}
+
+# expect_each_once: each of the five kinds of line appears exactly once.
+expect_each_once() {
+    local pattern n
+    for pattern in '^parent [0-9]+: about to fork$' '^child [0-9]+: my parent is [0-9]+$' \
+        '^parent [0-9]+: forked child [0-9]+$' '^parent [0-9]+: child [0-9]+ exited with status [0-9]+$' \
+        '^parent [0-9]+: atexit handler says goodbye$'; do
+        n=$(grep -cE "$pattern" <<<"$output" || true)
+        [ "$n" = 1 ] || fail "expected one line matching /$pattern/, got $n, in:" "$output" \
+            "hint: 0 child lines: the child must fflush(stdout) before _exit();" \
+            "      2 lines from before fork(): fflush(NULL) just before fork();" \
+            "      2 goodbyes: the child left with exit(), which runs atexit() handlers." \
+            "$(reproduce)" || return 1
+    done
+}
+
 # line_number REGEX: the number of the first stdout line matching REGEX.
 line_number() {
     printf '%s\n' "${lines[@]}" | grep -nE "$1" | head -1 | cut -d: -f1
@@ -32,13 +59,12 @@ line_number() {
     run_prog --stdout-file
     assert_status 0
     assert_no_duplicate_lines
-    assert_line_count 4
+    expect_each_once
 }
 
 @test "the child reports its own pid and its parent's" {
     run_prog
-    read_pids
-    [ -n "$child_pid" ] || fail "expected a line 'child PID: my parent is PPID', got:" "$output" "$(reproduce)"
+    need_child_line
     [ "$child_ppid" = "$banner_pid" ] ||
         fail "the child says its parent is '$child_ppid', but the parent's pid is '$banner_pid'" \
             "hint: print getppid() in the child, before it _exit()s" "$(reproduce)"
@@ -47,7 +73,7 @@ line_number() {
 
 @test "the parent reports the pid fork() returned to it" {
     run_prog
-    read_pids
+    need_child_line
     assert_match "^parent $banner_pid: forked child $child_pid\$" \
         "$(grep -E '^parent [0-9]+: forked child' <<<"$output")" "the 'forked child' line"
 }
@@ -57,9 +83,9 @@ line_number() {
     for s in 3 0 1 255; do
         run_prog -s "$s"
         assert_status 0
-        read_pids
+        need_child_line
         assert_match "^parent $banner_pid: child $child_pid exited with status $s\$" \
-            "${lines[-1]}" "the last line"
+            "$(grep -E 'exited with status' <<<"$output")" "the 'exited with status' line"
     done
 }
 
@@ -81,6 +107,18 @@ line_number() {
         fail "expected exactly one line from one child, got:" "$output" "$(reproduce)"
     [ "$g_unreaped" = 0 ] && [ "$g_survivors" = 0 ] ||
         fail "the child was not reaped: call waitpid() in the parent" "$(reproduce)"
+}
+
+@test "the atexit handler runs once, in the parent: the child leaves with _exit()" {
+    run_prog
+    assert_status 0
+    read_pids
+    local bye
+    bye=$(grep -E 'atexit handler says goodbye' <<<"$output" || true)
+    [ "$bye" = "parent $banner_pid: atexit handler says goodbye" ] ||
+        fail "expected one goodbye, from the parent ($banner_pid), got:" "${bye:-(none)}" \
+            "hint: exit() runs every atexit() handler, and the child has a copy of the" \
+            "      parent's: a child must leave with _exit(), which runs none." "$(reproduce)"
 }
 
 @test "with -b the line from before fork() comes out twice through a pipe" {

@@ -55,7 +55,7 @@ left_running() {
     guarded_fails noreap
     [[ $output == *"3 child process(es) finished but were never reaped"* ]] ||
         fail "expected the zombie count and hint, got:" "$output"
-    [[ $output == *"waitpid() every child"* ]]
+    [[ $output == *"wait for every child"* ]]
 }
 
 @test "children that outlive the parent are reported, then killed" {
@@ -73,6 +73,12 @@ left_running() {
     [[ $output == *"waiting to read from a pipe"* ]] || fail "the pipe read is not named:" "$output"
     [[ $output == *"close the ends you do not use"* ]]
     [ "$(left_running)" = 0 ]
+}
+
+@test "a wait loop that never stops is named as a busy loop" {
+    guarded_fails spin --deadline 1
+    [[ $output == *"running, not waiting"* ]] || fail "the busy process is not named:" "$output"
+    [[ $output == *"ECHILD"* ]] || fail "no hint about ECHILD:" "$output"
 }
 
 @test "a child that does not _exit is stopped at the process cap" {

@@ -10,7 +10,9 @@
  *
  * It also shows the classic bug: a line printed before fork() but still in
  * the stdio buffer is copied into the child, and both print it. `-b` leaves
- * out the fix, so that `fork -b | cat` shows the line twice.
+ * out the fix, so that `fork -b | cat` shows the line twice. And why a child
+ * leaves with _exit(), not exit(): the parent registers an atexit() handler,
+ * which a child's exit() would run a second time, in the child.
  *
  * Usage: fork [-b] [-s STATUS]
  *   -s STATUS  the child's exit status, 0 to 255 (3)
@@ -40,6 +42,13 @@ usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "%s: %s '%s' (try -h)\n", PROG, msg, arg);
     exit(2);
+}
+
+/* Registered with atexit() by the parent: runs when the parent exit()s. */
+static void
+say_goodbye(void)
+{
+    printf("parent %ld: atexit handler says goodbye\n", (long)getpid());
 }
 
 /* The child's side: say who it is, then leave with `status`. */
@@ -130,6 +139,8 @@ main(int argc, char **argv)
     if (optind < argc)
         usage_error("unexpected argument", argv[optind]);
 
+    if (atexit(say_goodbye) != 0)
+        die("atexit");
     printf("parent %ld: about to fork\n", (long)getpid());
     pid = spawn_child(status, buggy);
     printf("parent %ld: forked child %ld\n", (long)getpid(), (long)pid);

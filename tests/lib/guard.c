@@ -450,7 +450,9 @@ main(int argc, char **argv)
         for (;;) {              /* the living: give them `linger` to leave */
             int alive = 0, len = 0;
 
-            census(0);
+            /* The first round reads the census taken as the program's exit
+             * was seen: a child that ends a moment later outlived it all
+             * the same, and must not slip between two scans. */
             survivor_list[0] = '\0';
             for (int i = 0; i < ntable; i++)
                 if (table[i].ours && table[i].state != 'Z') {
@@ -464,6 +466,7 @@ main(int argc, char **argv)
             if (alive == 0 || now() >= until)
                 break;
             nanosleep(&(struct timespec){0, 10000000L}, NULL);
+            census(0);
         }
     } else {
         unreaped = -1;          /* unknown without /proc */

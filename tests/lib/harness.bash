@@ -190,29 +190,49 @@ check_guard_report() {
         return 1
     fi
     if [ "$g_timeout" = 1 ]; then
-        local msg=() p pid comm state wchan
+        local msg=() hints=() p pid comm state wchan seen=""
         for p in $g_stuck; do
             IFS=: read -r pid comm state wchan <<<"$p"
-            [ "$state" = Z ] && msg+=("  process $pid ($comm): finished, never reaped (zombie)") && continue
-            msg+=("  process $pid ($comm): $(explain_wchan "$wchan")")
+            if [ "$state" = Z ]; then
+                msg+=("  process $pid ($comm): finished, never reaped (zombie)")
+            elif [ "$state" = R ]; then
+                msg+=("  process $pid ($comm): running, not waiting for anything")
+                seen="$seen running"
+            else
+                msg+=("  process $pid ($comm): $(explain_wchan "$wchan")")
+                seen="$seen $wchan"
+            fi
         done
+        [[ $seen == *pipe_read* || $seen == *pipe_wait* ]] && hints+=(
+            "hint: a read() from a pipe waits for end-of-file until every write end of"
+            "      that pipe is closed, in every process: close the ends you do not use"
+            "      right after fork(), in the parent and in each child.")
+        [[ $seen == *pipe_write* ]] && hints+=(
+            "hint: a write() into a full pipe (64 KiB on Linux) waits until its reader"
+            "      reads. If the reader is itself blocked writing to the writer, neither"
+            "      moves: read results while you send tasks, from one poll() loop.")
+        [[ $seen == *running* ]] && hints+=(
+            "hint: a process is busy in a loop that never ends: does each loop have a"
+            "      way out? A wait() loop ends when wait() fails with errno ECHILD.")
+        [[ $seen == *do_wait* && ${#hints[@]} = 0 ]] && hints+=(
+            "hint: the parent waits for a child that never ends: what is the child doing?")
+        [ ${#hints[@]} = 0 ] && hints+=(
+            "hint: something waits for an event that never comes, or takes longer than"
+            "      the deadline: run the command below and watch it.")
         fail "The program did not finish within $(scaled "$DEADLINE_USED")s and was killed." \
-            "${msg[@]}" \
-            "hint: a read() waits for end-of-file until every write end of that pipe is" \
-            "      closed, in every process: close the ends you do not use right after" \
-            "      fork(). Or a loop never ends, or a parent waits for a child that waits." \
-            "$(reproduce)"
+            "${msg[@]}" "${hints[@]}" "$(reproduce)"
         return 1
     fi
     if [ "$g_unreaped" -gt 0 ] 2>/dev/null && [[ $tolerate != *unreaped* ]]; then
         fail "$g_unreaped child process(es) finished but were never reaped (zombies when the program exited)." \
-            "hint: did you waitpid() every child? Each fork() needs one wait." "$(reproduce)"
+            "hint: did you wait for every child (wait() or waitpid())? Each fork() needs" \
+            "      one wait, and the parent must wait before it exits." "$(reproduce)"
         return 1
     fi
     if [ "$g_survivors" -gt 0 ] && [[ $tolerate != *survivors* ]]; then
         fail "$g_survivors process(es) outlived the program (pids $g_survivor_pids)." \
-            "hint: did you waitpid() every child? A parent must wait for its workers" \
-            "      before it exits, and every worker must end (for instance on EOF)." \
+            "hint: did you wait for every child (wait() or waitpid())? A parent must" \
+            "      wait for its workers before it exits, and every worker must end." \
             "$(reproduce)"
         return 1
     fi
@@ -264,8 +284,10 @@ assert_output() {
 assert_lines_in_order() {
     local actual=$BATS_TEST_TMPDIR/.actual
     printf '%s\n' "${lines[@]}" | sed '/^$/d' >"$actual"
-    sed '/^$/d' "$1" | diff -u - "$actual" >"$BATS_TEST_TMPDIR/diff" && return 0
-    fail "stdout is not the expected lines in the expected order (- expected, + actual):" \
+    sed '/^$/d' "$1" | diff -u --label expected --label actual - "$actual" \
+        >"$BATS_TEST_TMPDIR/diff" && return 0
+    fail "stdout is not the expected lines in the expected order (- expected, + actual;" \
+        "the first 30 lines of the difference):" \
         "$(head -30 "$BATS_TEST_TMPDIR/diff")" "$(reproduce)"
 }
 
@@ -281,21 +303,24 @@ assert_lines_any_order() {
     local missing extra repeated strange
     missing=$(comm -23 "$want" "$got")
     extra=$(comm -13 "$want" "$got")
-    repeated=$(grep -Fxf "$want" <<<"$extra")        # expected, but too often
-    strange=$(grep -vFxf "$want" <<<"$extra")         # never expected at all
+    # grep finds nothing with status 1: `|| true`, or errexit ends the test
+    # before the explanation is printed.
+    repeated=$(grep -Fxf "$want" <<<"$extra" || true)  # expected, but too often
+    strange=$(grep -vFxf "$want" <<<"$extra" || true)  # never expected at all
     local msg=("stdout does not hold the expected lines (order does not matter)."
         "expected $(wc -l <"$want") lines, got ${#lines[@]}.")
     [ -n "$missing" ] && msg+=("missing ($(wc -l <<<"$missing")), first ones:" "$(head -5 <<<"$missing" | sed 's/^/  /')")
     [ -n "$repeated" ] && msg+=("printed too often ($(wc -l <<<"$repeated") extra), first ones:" "$(head -5 <<<"$repeated" | sed 's/^/  /')")
     [ -n "$strange" ] && msg+=("unexpected ($(wc -l <<<"$strange")), first ones:" "$(head -5 <<<"$strange" | sed 's/^/  /')")
-    if [ -n "$repeated" ]; then
+    if [ -n "$strange" ] && [ -n "$missing" ]; then
+        msg+=("hint: lines came out torn or mixed. Print each line with one call, so"
+            "      that it reaches the pipe in one write(), and flush after each line:"
+            "      into a pipe, stdio writes whatever fills its buffer, cut anywhere.")
+    elif [ -n "$repeated" ]; then
         msg+=("hint: some lines came out more than once. When stdout is a pipe or a"
             "      file, printf() keeps text in a buffer; fork() copies the unflushed"
             "      buffer into the child and both processes print it. Call fflush(NULL)"
             "      just before fork(), and end children with _exit(), not exit().")
-    elif [ -n "$strange" ] && [ -n "$missing" ]; then
-        msg+=("hint: lines came out torn or mixed. Print each line with one call, so"
-            "      that it reaches the pipe in one write(), and flush after each line.")
     elif [ -n "$missing" ]; then
         msg+=("hint: did every task run, and did every worker flush its output before"
             "      _exit()? _exit() does not flush stdio buffers.")

@@ -1,0 +1,169 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The learner's commands (make, check, run, hint, watch, reset, solution,
+# doctor, report), each tried in a fresh copy of the repository, as a
+# student would: a starter fails, a solved lesson passes and shows as passed,
+# progress is re-checked when a file changes, reset restores a starter.
+
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+load lib/harness
+
+COPY=$BATS_FILE_TMPDIR/repo
+
+# A copy of the working tree (tracked and new files, not build/) with
+# lessons 01 and 02 only, to keep this suite quick as lessons are added, made
+# a git repository of its own so that reset has a starter to restore.
+setup_file() {
+    make --no-print-directory -s -C "$FORKLINGS_ROOT" build/tests/guard || return 1
+    mkdir -p "$COPY"
+    (cd "$FORKLINGS_ROOT" && git ls-files -co --exclude-standard |
+        grep -vE '^(lessons/|solutions/|tests/)(0[3-9]|[1-9][0-9])-' |
+        tr '\n' '\0' | xargs -0 tar -cf - --) | tar -xf - -C "$COPY"
+    (cd "$COPY" && git init -q && git add -A &&
+        git -c user.name=student -c user.email=student@example.invalid commit -qm starter)
+}
+
+# in_copy [OPTIONS] -- COMMAND...: run COMMAND in the copy under the guard;
+# a whole lesson check runs bats and many programs, so the cap is high.
+in_copy() {
+    local opts=()
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    run_guarded --cap 400 --deadline 120 "${opts[@]}" -- \
+        env -C "$COPY" TERM=dumb "$@"
+}
+
+solve() { # solve NN-slug: put the reference solution in the learner's tree
+    cp "$COPY/solutions/$1"/*.c "$COPY/lessons/$1"/
+}
+
+@test "make prints the lesson table and the next step, and exits 0" {
+    in_copy -- make --no-print-directory
+    assert_status 0
+    assert_match '01  fork +not yet checked' "$output" "the table"
+    assert_match 'next: lesson 01 fork  ->  make check L=01' "$output" "the next step"
+}
+
+@test "make check fails on a starter, says why and how to get a hint" {
+    in_copy -- make --no-print-directory check L=01
+    [ "$status" -ne 0 ] || fail "make check passed an unsolved starter"
+    assert_match '✗ the child reports its own pid and its parent' "$output" "the failed test"
+    assert_match 'not passed yet' "$output" "the verdict"
+    assert_match 'make hint L=01' "$output" "the way to a hint"
+}
+
+@test "a solved lesson passes, shows as passed, and the next one is named" {
+    solve 01-fork
+    in_copy -- make --no-print-directory check L=01
+    assert_status 0
+    assert_match 'lesson 01 fork: passed' "$output" "the verdict"
+    in_copy -- make --no-print-directory
+    assert_match '01  fork +passed' "$output" "the table"
+    assert_match 'next: lesson 02 hello-pool' "$output" "the next step"
+}
+
+@test "make re-checks a lesson whose file changed, and only that one" {
+    solve 01-fork
+    in_copy -- make --no-print-directory check L=01
+    echo '/* an edit */' >>"$COPY/lessons/01-fork/fork.c"
+    in_copy -- make --no-print-directory
+    assert_match 're-checking 01-fork' "$output" "make's output"
+    [[ $output != *"re-checking 02"* ]] || fail "lesson 02 was re-checked though unchanged"
+    in_copy -- make --no-print-directory
+    [[ $output != *"re-checking"* ]] || fail "a second make re-checked again:" "$output"
+}
+
+@test "make hint shows one more level on each call" {
+    in_copy -- make --no-print-directory hint L=02
+    assert_match 'Hint 1 of [0-9]+' "$output" "the first call"
+    in_copy -- make --no-print-directory hint L=2
+    assert_match 'Hint 2 of [0-9]+' "$output" "the second call"
+}
+
+@test "make run builds and runs the learner's program with ARGS" {
+    solve 02-hello-pool
+    in_copy -- make --no-print-directory run L=02 "ARGS=-j 2 -n 3"
+    assert_status 0
+    assert_lines_any_order "$(lines_file want 'hello for 0th time!' 'hello for 1th time!' 'hello for 2th time!')"
+}
+
+@test "make reset asks first, then restores one starter and leaves the rest" {
+    solve 01-fork
+    solve 02-hello-pool
+    in_copy -- make --no-print-directory reset L=01
+    [ "$status" -ne 0 ] || fail "reset without a yes went ahead"
+    assert_match 'CONFIRM=yes' "$output$stderr" "the refusal"
+    ! grep -q 'TODO(01)' "$COPY/lessons/01-fork/fork.c" || fail "the file changed without a yes"
+    in_copy -- make --no-print-directory reset L=01 CONFIRM=yes
+    assert_status 0
+    grep -q 'TODO(01)' "$COPY/lessons/01-fork/fork.c" || fail "lesson 01's starter was not restored"
+    ! grep -q 'TODO(02)' "$COPY/lessons/02-hello-pool/hello-pool.c" || fail "reset L=01 touched lesson 02"
+    ls "$COPY"/build/backups/*/01-fork/fork.c >/dev/null || fail "the learner's file was not kept"
+}
+
+@test "make reset-all restores every starter" {
+    solve 01-fork
+    solve 02-hello-pool
+    in_copy -- make --no-print-directory reset-all CONFIRM=yes
+    assert_status 0
+    grep -q 'TODO(01)' "$COPY/lessons/01-fork/fork.c"
+    grep -q 'TODO(02)' "$COPY/lessons/02-hello-pool/hello-pool.c"
+}
+
+@test "make solution waits until it is earned, or FORCE=1" {
+    in_copy -- make --no-print-directory reset-all CONFIRM=yes
+    in_copy -- make --no-print-directory solution L=01
+    [ "$status" -ne 0 ] || fail "the solution opened before the lesson passed"
+    assert_match 'opens once the lesson passes' "$output" "the refusal"
+    in_copy -- make --no-print-directory solution L=01 FORCE=1
+    assert_status 0
+    assert_match '^\+.*_exit\(status\)' "$(grep -E '^\+' <<<"$output")" "the diff"
+}
+
+@test "make doctor checks the tools and exits 0 on a complete machine" {
+    in_copy -- make --no-print-directory doctor
+    assert_status 0
+    assert_match 'ok +C compiler' "$output" "the compiler line"
+    assert_match 'ok +bats' "$output" "the bats line"
+}
+
+@test "make report writes valid JSON and JUnit XML for every lesson" {
+    in_copy -- make --no-print-directory report
+    assert_status 0
+    local json=$COPY/build/report.json xml=$COPY/build/report.xml
+    [ -s "$json" ] && [ -s "$xml" ] || fail "report files missing"
+    if command -v python3 >/dev/null; then
+        python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d["lessons"]) >= 2' "$json" ||
+            fail "build/report.json is not the JSON expected:" "$(head -20 "$json")"
+    fi
+    if command -v xmllint >/dev/null; then
+        xmllint --noout "$xml" || fail "build/report.xml is not well-formed XML"
+    fi
+    grep -q '<testsuite name="01-fork"' "$xml"
+}
+
+@test "make watch re-checks on save and quits on q" {
+    local fifo=$BATS_TEST_TMPDIR/keys out=$BATS_TEST_TMPDIR/watch.out
+    mkfifo "$fifo"
+    FORKLINGS_WATCH_INTERVAL=0.2 timeout 100 env -C "$COPY" make --no-print-directory watch L=01 \
+        <"$fifo" >"$out" 2>&1 3>&- &
+    local pid=$! n
+    exec 4>"$fifo"                  # keep the pipe open: no end of input yet
+    wait_for() { # wait_for COUNT PATTERN: until PATTERN appears COUNT times
+        for _ in $(seq 600); do
+            n=$(grep -c "$2" "$out")
+            [ "$n" -ge "$1" ] && return 0
+            sleep 0.1
+        done
+        return 1
+    }
+    wait_for 1 'Checking lesson 01' || fail "watch did not check at start:" "$(cat "$out")"
+    wait_for 1 'watching lessons/01' || fail "watch did not settle"
+    echo '/* saved */' >>"$COPY/lessons/01-fork/fork.c"
+    wait_for 2 'Checking lesson 01' || fail "watch did not re-check after a save:" "$(cat "$out")"
+    wait_for 2 'watching lessons/01' || fail "watch did not settle after the re-check"
+    echo q >&4
+    exec 4>&-
+    wait "$pid" || fail "watch exited with status $?:" "$(cat "$out")"
+    grep -q bye "$out"
+}
