@@ -33,14 +33,23 @@ endif
 ALL_CFLAGS = $(CFLAGS_STD) $(CFLAGS)
 
 # Every lessons/NN-slug folder is a lesson; its .c files make one program,
-# build/<tree>/NN-slug/slug. A lesson with more programs adds rules below.
+# build/<tree>/NN-slug/slug. A lesson with more programs (the capstone's
+# demos and tests) has a file prog-NAME.c for each: it makes the program
+# build/<tree>/NN-slug/NAME, linked with the lesson's other .c files except
+# main.c, and is left out of the lesson's own program.
 LESSONS := $(notdir $(wildcard lessons/[0-9][0-9]-*))
 slug     = $(patsubst $(firstword $(subst -, ,$(1)))-%,%,$(1))
 program  = $(BUILD)/$(1)/$(2)/$(call slug,$(2))
-PROGRAMS = $(foreach l,$(LESSONS),$(call program,$(TREE),$(l)))
+progsrcs = $(wildcard $(1)/$(2)/prog-*.c)
+mainsrcs = $(filter-out $(call progsrcs,$(1),$(2)),$(wildcard $(1)/$(2)/*.c))
+extras   = $(patsubst $(1)/$(2)/prog-%.c,$(BUILD)/$(1)/$(2)/%,$(call progsrcs,$(1),$(2)))
+PROGRAMS = $(foreach l,$(LESSONS),$(call program,$(TREE),$(l)) $(call extras,$(TREE),$(l)))
 
 define program_rule
-$(call program,$(1),$(2)): $(wildcard $(1)/$(2)/*.c $(1)/$(2)/*.h) $(BUILD)/.cflags
+$(call program,$(1),$(2)): $(call mainsrcs,$(1),$(2)) $(wildcard $(1)/$(2)/*.h) $(BUILD)/.cflags
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDLIBS)
+$(BUILD)/$(1)/$(2)/%: $(1)/$(2)/prog-%.c $(filter-out %/main.c,$(call mainsrcs,$(1),$(2))) $(wildcard $(1)/$(2)/*.h) $(BUILD)/.cflags
 	@mkdir -p $$(@D)
 	$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDLIBS)
 endef
