@@ -10,6 +10,7 @@
 #   make solution L=NN      the reference solution as a diff, once earned
 #   make doctor             check this machine's tools and say what to install
 #   make report             results as build/report.json and build/report.xml
+#   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
 #   make test               the repository proves itself (instructors, CI)
 #
 # TREE=solutions checks or runs the reference solution instead of your work.
@@ -76,11 +77,16 @@ endef
 $(foreach t,lessons solutions,$(foreach l,$(LESSONS),$(eval $(call result_rule,$(t),$(l)))))
 recheck: $(wildcard build/results/$(TREE)/*.result)
 
+# Tools for learners: the trace drawer (make trace).
+build/tools/%: tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_STD) -O1 -o $@ $<
+
 LEARN = tests/lib/learn
 
 .DEFAULT_GOAL := status
 .PHONY: status programs recheck check run hint watch reset reset-all \
-	solution doctor report test clean FORCE
+	solution doctor report trace test clean FORCE
 
 programs: $(PROGRAMS)
 
@@ -113,6 +119,9 @@ doctor:
 
 report:
 	@$(LEARN) report
+
+trace: build/tools/trace
+	@$(LEARN) trace $(L) $(ARGS)
 
 test:
 	@tests/lib/prove

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "trace.h"
+
 #define PROG "hello-pool"
 #define MAX_WORKERS 1024    /* more is surely a typo */
 #define MAX_TASKS 100000000L
@@ -114,6 +116,8 @@ parse_options(int argc, char **argv, struct options *o)
 static void
 fx(long x, const struct options *o)
 {
+    long long start = trace_now();
+
     if (o->delay_ms > 0)
         nanosleep(&(struct timespec){o->delay_ms / 1000,
                                      (o->delay_ms % 1000) * 1000000L}, NULL);
@@ -125,6 +129,7 @@ fx(long x, const struct options *o)
      * pipe whole, never torn by another worker's line. */
     if (fflush(stdout) == EOF)
         _exit(1);
+    trace_task(x, 1, start, trace_now());   /* for make trace; see trace.h */
 }
 
 /*
@@ -207,13 +212,17 @@ main(int argc, char **argv)
 {
     struct options o;
     long started;
+    long long waited;
     int result;
 
     parse_options(argc, argv, &o);
     if (o.workers > o.tasks && o.tasks > 0)
         o.workers = o.tasks;    /* a worker with no task is pointless */
+    trace_open(PROG);
     started = o.tasks > 0 ? start_workers(&o) : 0;
+    waited = trace_now();
     result = reap_workers();
+    trace_wait(waited, trace_now());
     if (started < (o.tasks > 0 ? o.workers : 0))
         return 1;               /* fork failed: some tasks never ran */
     return result;

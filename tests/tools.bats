@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# The learner's tools: `make trace` draws a pool run as text and as an SVG
+# timeline that is well-formed XML and renders in a browser.
+
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+load lib/harness
+
+setup_file() {
+    make --no-print-directory -s -C "$FORKLINGS_ROOT" build/tests/guard build/tools/trace \
+        WERROR=1 build/solutions/02-hello-pool/hello-pool
+}
+
+# trace_02 ARGS...: trace lesson 02's solution; leaves the trace, the SVG
+# and the drawer's text output in BATS_TEST_TMPDIR.
+trace_02() {
+    local t=$BATS_TEST_TMPDIR/run.trace
+    rm -f "$t"
+    run_guarded -- env POOL_TRACE="$t" "$FORKLINGS_ROOT/build/solutions/02-hello-pool/hello-pool" "$@"
+    assert_status 0
+    run_guarded -- "$FORKLINGS_ROOT/build/tools/trace" -o "$BATS_TEST_TMPDIR/run.svg" "$t"
+    assert_status 0
+}
+
+@test "lesson 02 records one line per task and one wait of the parent" {
+    trace_02 -j 3 -n 12 -d 5
+    local t=$BATS_TEST_TMPDIR/run.trace
+    [ "$(grep -c '^task ' "$t")" = 12 ] || fail "expected 12 task lines:" "$(cat "$t")"
+    [ "$(grep -c '^wait ' "$t")" = 1 ] || fail "expected 1 wait line:" "$(cat "$t")"
+    [ "$(awk '/^task/ { print $2 }' "$t" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 8 9 10 11 " ] ||
+        fail "tasks 0 to 11 should each appear once"
+    [ "$(awk '/^task/ { print $4 }' "$t" | sort -u | wc -l)" = 3 ] || fail "expected 3 worker pids"
+}
+
+@test "the text timeline has a lane per worker and the parent, each task once" {
+    trace_02 -j 3 -n 12 -d 5
+    [ "$(grep -c '^worker ' <<<"$output")" = 3 ] || fail "expected 3 worker lanes:" "$output"
+    grep -q '^parent ' <<<"$output" || fail "no parent lane:" "$output"
+    local n
+    for n in 0 1 2 3 4 5 6 7 8 9 10 11; do
+        [ "$(grep -oE "\[${n}[]=]" <<<"$output" | wc -l)" = 1 ] ||
+            fail "task $n is not drawn exactly once:" "$output"
+    done
+    assert_match 'picture: .*run\.svg' "$output" "the last line"
+}
+
+@test "the SVG timeline is well-formed XML with a box per task and an axis" {
+    trace_02 -j 4 -n 20 -d 2
+    local svg=$BATS_TEST_TMPDIR/run.svg
+    if command -v xmllint >/dev/null; then
+        xmllint --noout "$svg" || fail "not well-formed XML"
+    elif command -v python3 >/dev/null; then
+        python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' "$svg" || fail "not well-formed XML"
+    else
+        skip "neither xmllint nor python3 to check the XML"
+    fi
+    [ "$(grep -c '<title>task ' "$svg")" = 20 ] || fail "expected 20 task boxes"
+    grep -q 'time since the first task started (ms)' "$svg" || fail "no axis label"
+    [ "$(grep -c '<line ' "$svg")" -ge 2 ] || fail "expected axis ticks"
+}
+
+@test "the SVG renders in headless Chromium, where it is installed" {
+    local chromium
+    chromium=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+    [ -n "$chromium" ] || skip "Chromium is not installed (Debian: apt-get install chromium)"
+    trace_02 -j 4 -n 20 -d 2
+    local png=$BATS_TEST_TMPDIR/run.png
+    run_guarded --cap 200 --deadline 60 --tolerate unreaped --tolerate survivors -- \
+        "$chromium" --headless --no-sandbox --disable-gpu \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --no-first-run --user-data-dir="$BATS_TEST_TMPDIR/profile" \
+        --window-size=1000,400 --screenshot="$png" "file://$BATS_TEST_TMPDIR/run.svg"
+    [ -s "$png" ] || fail "Chromium wrote no screenshot:" "$stderr"
+    # A blank page compresses to almost nothing; a drawn timeline does not.
+    [ "$(wc -c <"$png")" -gt 8000 ] || fail "the screenshot is nearly empty ($(wc -c <"$png") bytes)"
+}
+
+@test "make trace runs a lesson's program and draws it" {
+    run_guarded --cap 200 --deadline 60 -- make --no-print-directory -C "$FORKLINGS_ROOT" \
+        trace L=02 TREE=solutions
+    assert_status 0
+    [ "$(grep -c '^worker ' <<<"$output")" = 4 ] || fail "expected 4 worker lanes:" "$output"
+    [ -s "$FORKLINGS_ROOT/build/trace/02-hello-pool.svg" ]
+}
+
+@test "trace rejects bad arguments with one line and status 2" {
+    run_guarded -- "$FORKLINGS_ROOT/build/tools/trace"
+    assert_status 2
+    [[ $stderr == "trace: "* ]] || fail "expected 'trace: ...' on stderr, got: $stderr"
+    run_guarded -- "$FORKLINGS_ROOT/build/tools/trace" -w 5 x
+    assert_status 2
+}
