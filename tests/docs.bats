@@ -69,13 +69,21 @@ markdown_files() {
 # The commands a Markdown file shows, as "COMMAND<TAB>expected line" rows
 # (one row with an empty expectation for a command that shows no output). A
 # command goes on over "> " lines, as the shell's continuation prompt shows.
+# A block after a line `<!-- example output -->` shows output that changes
+# from run to run (timings, layouts): its commands run, their output is not
+# compared.
 shown_commands() {
     awk '
-        /^```/ { inside = !inside; if (!inside && cmd != "") flush(); next }
+        /^<!-- example output -->$/ { example = 1; next }
+        /^```/ {
+            inside = !inside
+            if (!inside) { if (cmd != "") flush(); example = 0 }
+            next
+        }
         !inside { next }
         /^\$ / { if (cmd != "") flush(); cmd = substr($0, 3); n = 0; next }
         /^> / && cmd != "" && n == 0 { cmd = cmd "\037" substr($0, 3); next }
-        cmd != "" && $0 != "..." && $0 != "" { print cmd "\t" $0; n++ }
+        cmd != "" && $0 != "..." && $0 != "" && !example { print cmd "\t" $0; n++ }
         function flush() { if (n == 0) print cmd "\t"; cmd = "" }
     ' "$1"
 }
