@@ -156,3 +156,9 @@ twin() {
 @test "lesson 02's Python twin of the seed's first program matches too" {
     twin 02-hello-pool "-s 1 -n 9" "10 9 1"
 }
+
+@test "lesson 03's Python twin prints the same list, for several sizes and chunksizes" {
+    twin 03-map "-j 4 10" "4 10"
+    twin 03-map "-j 2 -c 7 1000" "2 7 1000"
+    twin 03-map "-j 3 0" "3 0"
+}
