@@ -35,9 +35,9 @@ static pid_t parent_pid;        /* the process that started it */
 
 /*
  * Exit 1 after a fatal error. In the parent, first close the pool's pipes,
- * so that every worker ends (end-of-file, or EPIPE on its next result), and
- * reap them all: no worker outlives the program, no zombie is left. In a
- * worker, just _exit(1).
+ * so that every worker ends (end-of-file, or SIGPIPE on its next result),
+ * and reap them all, reporting any other signal that killed one: no worker
+ * outlives the program, no zombie is left. In a worker, just _exit(1).
  * SIMPLIFICATION: errors here are not checked, the program is failing
  * anyway; lesson 05 gives every exit path its own clean-up.
  */
@@ -54,9 +54,17 @@ leave(void)
             close(p->workers[w].task_fd);
             close(p->workers[w].result_fd);
         }
-    for (long w = 0; p != NULL && w < p->nworkers; w++)
-        while (waitpid(p->workers[w].pid, NULL, 0) == -1 && errno == EINTR)
+    for (long w = 0; p != NULL && w < p->nworkers; w++) {
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(p->workers[w].pid, &status, 0)) == -1 &&
+               errno == EINTR)
             continue;
+        if (pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) != SIGPIPE)
+            fprintf(stderr, "%s: worker %ld killed by signal %d\n", progname,
+                    (long)pid, WTERMSIG(status));   /* SIGPIPE: see above */
+    }
     exit(1);
 }
 

@@ -1,0 +1,259 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Lesson 04 functor: multi-argument maps through a functor, and starmap.
+# The starter fails: "reproduces the seed: Instance(0) is 6, Instance(1) is 15, the map gives [15, 24, 33, 42, 51]"
+
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+load lib/harness
+
+SEED_OUTPUT="Instance(0) = 6
+Instance(1) = 15
+[15, 24, 33, 42, 51]"
+
+# random_values N SEED: N numbers within -1000000..1000000, one a line.
+random_values() {
+    awk -v n="$1" -v s="$2" 'BEGIN {
+        srand(s)
+        for (i = 0; i < n; i++) printf "%d\n", int(rand() * 2000001) - 1000000
+    }'
+}
+
+# shorten_cmd LIST SHOWN: in the command a failure prints, show SHOWN in
+# place of LIST (a long run of X values).
+shorten_cmd() {
+    g_cmd=${g_cmd/"$1"/"$2"}
+}
+
+# assert_list FILE: stdout is exactly FILE's one line, a long list. On a
+# difference, name the first items that differ rather than show two huge
+# lines.
+assert_list() {
+    local got=$BATS_TEST_TMPDIR/stdout
+    cmp -s "$1" "$got" && return 0
+    fail "stdout is not the expected list; the first differences:" \
+        "$(paste -d ' ' <(items "$1") <(items "$got") | awk '$1 != $2 {
+            printf "  item %d: expected %s, got %s\n", NR - 1,
+                ($1 == "" ? "nothing" : $1), ($2 == "" ? "nothing" : $2)
+            if (++shown == 5) exit }')" "$(reproduce)"
+}
+
+# items FILE: FILE's list, one item a line.
+items() {
+    sed 's/^\[//; s/\]$//; s/, /\n/g' "$1" | sed '/^$/d'
+}
+
+# python_list Y Z X...: what Python prints for list(map(Functor(Y, Z), xs)).
+python_list() {
+    python3 - "$@" <<'EOF'
+import sys
+
+def Multi(x, y, z):
+    return z * (x * z + y)
+
+class Functor(object):
+    def __init__(self, y, z):
+        self.y = y
+        self.z = z
+    def __call__(self, x):
+        return Multi(x, self.y, self.z)
+
+y, z, *xs = map(int, sys.argv[1:])
+print(list(map(Functor(y, z), xs)))
+EOF
+}
+
+# assert_seed_output: the three lines of the seed, with a hint naming the
+# part that is wrong.
+assert_seed_output() {
+    [ "$output" = "$SEED_OUTPUT" ] && return 0
+    local hint
+    if [ "${lines[0]:-}" != "Instance(0) = 6" ] || [ "${lines[1]:-}" != "Instance(1) = 15" ]; then
+        hint="hint: the parent computes Instance(0) and Instance(1) itself, with no
+      worker: look at multi(), functor_make() and functor_call()."
+    else
+        hint="hint: Instance works in the parent, but the workers compute the list:
+      look at send_chunk() (the functor goes into the record) and apply_task()."
+    fi
+    fail "expected stdout:" "$SEED_OUTPUT" "actual stdout:" "${output:-(empty)}" \
+        "stderr was: ${stderr:-(empty)}" "$hint" "$(reproduce)"
+}
+
+@test "reproduces the seed: Instance(0) is 6, Instance(1) is 15, the map gives [15, 24, 33, 42, 51]" {
+    run_prog
+    assert_seed_output
+    assert_status 0
+    assert_stderr_empty
+}
+
+@test "reproduces the seed's list with any number of workers" {
+    local j
+    for j in 1 2 5 8; do
+        run_prog -j "$j"
+        assert_seed_output
+        assert_status 0
+    done
+}
+
+@test "starmap over the tuples (X, Y, Z) gives the seed's list too (-t)" {
+    run_prog -t
+    assert_seed_output
+    assert_status 0
+    run_prog -t -j 3 2 3 1 2 3 4 5
+    assert_status 0
+    assert_output "[15, 24, 33, 42, 51]"
+}
+
+@test "maps Functor(Y, Z) over the X values given" {
+    run_prog -j 2 5 7 0 1 2
+    assert_status 0
+    assert_output "[35, 84, 133]"
+    run_prog -j 3 0 0 1 2
+    assert_status 0
+    assert_output "[0, 0]"
+    run_prog -j 1 2 3 0 1
+    assert_status 0
+    assert_output "[6, 15]"
+}
+
+@test "takes negative numbers after --" {
+    run_prog -j 2 -- -4 9 -1 0 1 -100
+    assert_status 0
+    assert_output "[-117, -36, 45, -8136]"
+    run_prog -- 3 -2 -5 5
+    assert_status 0
+    assert_output "[-26, 14]"
+}
+
+@test "maps an empty list of X values to []" {
+    run_prog -j 2 2 3
+    assert_status 0
+    assert_output "[]"
+    run_prog -t -j 2 2 3
+    assert_status 0
+    assert_output "[]"
+}
+
+@test "starmap equals map of the equivalent functor, for 1,000 values and 1 to 3 workers" {
+    local -a xs
+    local map_out j yz shown="<the X values of random_values 1000 11, tests/04-functor.bats>"
+    mapfile -t xs < <(random_values 1000 11)
+    for yz in "2 3" "-7 1000" "1000000 -1000000"; do
+        for j in 1 3; do
+            # shellcheck disable=SC2086 # Y and Z, split on purpose
+            run_prog -j "$j" -- $yz "${xs[@]}"
+            shorten_cmd "${xs[*]}" "$shown"
+            assert_status 0
+            map_out=$output
+            # shellcheck disable=SC2086
+            run_prog -t -j "$j" -- $yz "${xs[@]}"
+            shorten_cmd "${xs[*]}" "$shown"
+            assert_status 0
+            [ "$output" = "$map_out" ] ||
+                fail "starmap and map disagree for Y Z = $yz with $j workers." \
+                    "map:     ${map_out:0:200}" "starmap: ${output:0:200}" "$(reproduce)"
+        done
+    done
+}
+
+@test "prints what Python prints for the same functor, negative numbers included" {
+    command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
+    local -a xs
+    local yz
+    mapfile -t xs < <(random_values 300 5)
+    for yz in "2 3" "-1000000 1000000" "999 -31"; do
+        # shellcheck disable=SC2086 # Y and Z, split on purpose
+        run_prog -j 3 -- $yz "${xs[@]}"
+        shorten_cmd "${xs[*]}" "<the X values of random_values 300 5, tests/04-functor.bats>"
+        assert_status 0
+        # shellcheck disable=SC2086
+        assert_output "$(python_list $yz "${xs[@]}")"
+    done
+}
+
+@test "bound arguments made after the workers started reach them by value" {
+    # functor.c starts the pool first and makes the functor afterwards: the
+    # workers' own memory holds only Functor(0, 0). The right list proves
+    # that Y and Z came through the pipe inside each task.
+    run_prog -j 2 -- 7 -2 1 2 3
+    assert_status 0
+    assert_output "[-10, -6, -2]"
+}
+
+@test "with -b the workers get the functor's address and compute with their stale Functor(0, 0)" {
+    run_prog -b -j 2
+    assert_status 0
+    assert_output "Instance(0) = 6
+Instance(1) = 15
+[0, 0, 0, 0, 0]"
+    run_prog -b -j 2 -- 7 -2 1 2 3
+    assert_status 0
+    assert_output "[0, 0, 0]"
+}
+
+@test "gives exact results at the limits, where Multi is near 10^18 (no overflow)" {
+    run_prog -j 2 1000000 1000000 1000000 -1000000
+    assert_status 0
+    assert_output "[1000001000000000000, -999999000000000000]"
+    run_prog -j 2 -- -1000000 -1000000 1000000
+    assert_status 0
+    assert_output "[1000001000000000000]"
+    run_prog -t -j 2 -- -1000000 1000000 -1000000
+    assert_status 0
+    assert_output "[-1000001000000000000]"
+}
+
+@test "rejects numbers beyond ±1,000,000, where Multi could overflow, with status 2" {
+    local args
+    for args in "1000001 1 1" "1 -1000001 1" "1 1 1000001" "1 1 -1000001" \
+        "1 1 99999999999999999999" "1 1 5 -9223372036854775808"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_prog -- $args
+        assert_usage_error
+        assert_match 'from -1000000 to 1000000' "${stderr_lines[0]}" "the error line"
+    done
+}
+
+@test "maps 4,000 values with 4 workers, map and starmap alike" {
+    local want=$BATS_TEST_TMPDIR/want
+    local -a xs
+    mapfile -t xs < <(seq -2000 1999)
+    awk 'BEGIN {
+        printf "["
+        for (x = -2000; x < 2000; x++) printf (x > -2000 ? ", %.0f" : "%.0f"), -3 * (x * -3 + 7)
+        print "]"
+    }' >"$want"
+    run_prog -j 4 -- 7 -3 "${xs[@]}"
+    shorten_cmd "${xs[*]}" "\$(seq -2000 1999)"
+    assert_status 0
+    assert_list "$want"
+    run_prog -t -j 4 -- 7 -3 "${xs[@]}"
+    shorten_cmd "${xs[*]}" "\$(seq -2000 1999)"
+    assert_status 0
+    assert_list "$want"
+}
+
+@test "holds at most WORKERS + 1 processes and reaps every worker" {
+    run_prog -j 3 2 3 1 2 3 4 5 6 7 8 9
+    assert_status 0
+    [ "$g_maxprocs" -le 4 ] ||
+        fail "expected at most 4 processes (parent + 3 workers), saw $g_maxprocs" "$(reproduce)"
+    [ "$g_maxprocs" -ge 2 ] ||
+        fail "expected the parent to fork workers, saw only $g_maxprocs process" "$(reproduce)"
+}
+
+@test "-h prints usage on stdout and exits 0" {
+    run_prog -h
+    assert_status 0
+    assert_match '^usage: functor' "$output" "stdout"
+    assert_stderr_empty
+}
+
+@test "rejects bad arguments with one line on stderr and status 2" {
+    local args
+    for args in "-j 0" "-j abc" "-j -3" "-j 99999" "-j" "-x" "2" "2 3 x" "2 3 1.5" \
+        "a 3 1" "2 3 1 2x" "-b -t 2 3 1" "-- 2 3 --5"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_prog $args
+        assert_usage_error
+    done
+}
