@@ -11,6 +11,7 @@
 #   make doctor             check this machine's tools and say what to install
 #   make report             results as build/report.json and build/report.xml
 #   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
+#   make bench              the capstone pool against Python's multiprocessing
 #   make test               the repository proves itself (instructors, CI)
 #
 # TREE=solutions checks or runs the reference solution instead of your work.
@@ -77,16 +78,24 @@ endef
 $(foreach t,lessons solutions,$(foreach l,$(LESSONS),$(eval $(call result_rule,$(t),$(l)))))
 recheck: $(wildcard build/results/$(TREE)/*.result)
 
-# Tools for learners: the trace drawer (make trace).
+# Tools for learners: the trace drawer (make trace); the benchmark's C side
+# and the seed's hello on the capstone pool (make bench), optimised.
 build/tools/%: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_STD) -O1 -o $@ $<
+CAPSTONE := solutions/08-pool/pool.c solutions/08-pool/pool.h
+build/tools/bench: tools/bench/bench.c tools/bench/floor.c tools/bench/bench.h $(CAPSTONE)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_STD) -O2 -o $@ $(filter %.c,$^)
+build/tools/hello: tools/bench/hello.c $(CAPSTONE)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_STD) -O2 -o $@ $(filter %.c,$^)
 
 LEARN = tests/lib/learn
 
 .DEFAULT_GOAL := status
 .PHONY: status programs recheck check run hint watch reset reset-all \
-	solution doctor report trace test clean FORCE
+	solution doctor report trace bench test clean FORCE
 
 programs: $(PROGRAMS)
 
@@ -122,6 +131,9 @@ report:
 
 trace: build/tools/trace
 	@$(LEARN) trace $(L) $(ARGS)
+
+bench: build/tools/bench build/tools/hello
+	@tools/bench/run
 
 test:
 	@tests/lib/prove

@@ -90,3 +90,22 @@ trace_02() {
     run_guarded -- "$FORKLINGS_ROOT/build/tools/trace" -w 5 x
     assert_status 2
 }
+
+@test "make bench runs every case, short, and writes the table and the chart" {
+    rm -f "$FORKLINGS_ROOT/build/bench/results.md" "$FORKLINGS_ROOT/build/bench/results.svg"
+    run_guarded --cap 300 --deadline 240 -- env BENCH_QUICK=1 BENCH_REPS=1 \
+        make --no-print-directory -C "$FORKLINGS_ROOT" bench
+    assert_status 0
+    local md=$FORKLINGS_ROOT/build/bench/results.md svg=$FORKLINGS_ROOT/build/bench/results.svg what
+    for what in "per-task overhead" "the floor" "throughput" "CPU work, one process" \
+        "CPU work, 1 worker" "the seed's hello program"; do
+        grep -q "^| $what" "$md" || fail "no row for '$what' in results.md:" "$(cat "$md")"
+    done
+    if command -v python3 >/dev/null; then
+        grep -qE '^\| per-task overhead .*\| [0-9.]+x \|' "$md" || fail "no Python / C ratio:" "$(cat "$md")"
+    fi
+    if command -v xmllint >/dev/null; then
+        xmllint --noout "$svg" || fail "results.svg is not well-formed XML"
+    fi
+    [ "$(grep -c '<rect x="380"' "$svg")" -ge 7 ] || fail "expected a bar per case in results.svg"
+}
