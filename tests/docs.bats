@@ -162,3 +162,9 @@ twin() {
     twin 03-map "-j 2 -c 7 1000" "2 7 1000"
     twin 03-map "-j 3 0" "3 0"
 }
+
+@test "lesson 04's Python twin prints the seed's functor example, map and starmap alike" {
+    twin 04-functor "" ""
+    twin 04-functor "-j 3 -- 5 -7 1 -2 30 0" "5 -7 1 -2 30 0"
+    twin 04-functor "-t -j 2 -- 5 -7 1 -2 30" "-t 5 -7 1 -2 30"
+}
