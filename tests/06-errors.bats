@@ -1,0 +1,206 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Lesson 06 errors: a failed task reaches the caller as an error that names
+# it, promptly, and no process is left: never a hang.
+# The starter fails: "a worker killed by SIGSEGV is reported with the task, its pid and the signal"
+
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+load lib/harness
+
+# The tasks where each test makes a failure happen, in a map of 10 tasks.
+POSITIONS=(0 5 9)
+
+# instances N: the list the program prints for N tasks, Instance(i) =
+# Multi(i, 2, 3) = 3 * (3i + 2) for i in 0..N-1, as Python prints a list.
+instances() {
+    seq 0 $(($1 - 1)) | awk '{ printf (NR > 1 ? ", %d" : "[%d"), 3 * (3 * $1 + 2) }
+        END { print (NR ? "]" : "[]") }'
+}
+
+# run_errors ARGS: run the program with a deadline that no test needs.
+run_errors() {
+    run_prog --deadline 20 "$@"
+}
+
+# assert_one_error REGEX: the map failed as a whole: status 1, no list on
+# stdout, and one line on stderr, which matches REGEX.
+assert_one_error() {
+    assert_status 1 || return 1
+    [ -z "$output" ] ||
+        fail "expected no list on stdout (the map failed), got:" "$output" "$(reproduce)" || return 1
+    local errs
+    errs=$(grep -v ': -v: ' <<<"$stderr" || true)
+    [ "$(grep -c . <<<"$errs")" = 1 ] ||
+        fail "expected exactly one error line on stderr, got:" "${errs:-(none)}" "$(reproduce)" || return 1
+    [[ $errs =~ $1 ]] && return 0
+    fail "the error line is not the expected one." "expected (a pattern): $1" \
+        "actual:               $errs" "$(reproduce)"
+}
+
+# reported_task: the task number the error line names.
+reported_task() {
+    grep -v ': -v: ' <<<"$stderr" | sed -nE 's/^errors: task ([0-9]+): .*/\1/p'
+}
+
+# After a failed test: where to look. A test sets HINT for its own kind of
+# failure; a program that hung gets the hint about hangs.
+teardown() {
+    [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
+    if [ "${g_timeout:-0}" = 1 ]; then
+        printf '%s\n' \
+            "hint: a worker that dies never sends its result: its result pipe gives" \
+            "      end-of-file instead (read() returns 0), and poll() reports it." \
+            "      A task that hangs sends nothing at all: poll() must wait no longer" \
+            "      than the earliest deadline (poll_timeout()), then expire_late_task()." >&2
+    elif [ -n "${HINT:-}" ]; then
+        printf '%s\n' "$HINT" >&2
+    fi
+}
+
+DEATH_HINT="hint: when a busy worker's result pipe gives end-of-file, the worker has
+      died: worker_died() reaps it and reads how it died from the status,
+      WIFSIGNALED() and WTERMSIG(), or WEXITSTATUS()."
+
+@test "maps Instance over 0..N-1 and prints the list when nothing fails" {
+    run_errors -j 3 10
+    assert_status 0
+    assert_stderr_empty
+    assert_output "$(instances 10)"
+    run_errors -j 1 -d 10 7
+    assert_status 0
+    assert_output "$(instances 7)"
+    run_errors 0
+    assert_status 0
+    assert_output "[]"
+}
+
+@test "a task whose function fails is reported with its number and the reason" {
+    HINT="hint: apply_task() marks the result record failed when the function called
+      pool_task_error(); receive_result() turns a record with failed >= 0
+      into a POOL_FAILED error."
+    local t
+    for t in "${POSITIONS[@]}"; do
+        run_errors -j 3 -d 20 -f "$t" 10
+        assert_one_error "^errors: task $t: the function failed on x = $t \(-f\)$"
+    done
+}
+
+@test "a worker killed by SIGSEGV is reported with the task, its pid and the signal" {
+    HINT=$DEATH_HINT
+    local t
+    for t in "${POSITIONS[@]}"; do
+        run_errors -j 3 -d 20 -s "$t" 10
+        assert_one_error "^errors: task $t: worker [0-9]+ killed by signal 11 \(Segmentation fault\)$"
+    done
+}
+
+@test "a worker killed by SIGKILL is reported with the task, its pid and the signal" {
+    HINT=$DEATH_HINT
+    local t
+    for t in "${POSITIONS[@]}"; do
+        run_errors -j 3 -d 20 -k "$t" 10
+        assert_one_error "^errors: task $t: worker [0-9]+ killed by signal 9 \(Killed\)$"
+    done
+}
+
+@test "a task that calls exit() is reported with the task, its pid and the status" {
+    HINT=$DEATH_HINT
+    local t
+    for t in "${POSITIONS[@]}"; do
+        run_errors -j 3 -d 20 -x "$t" 10
+        assert_one_error "^errors: task $t: worker [0-9]+ exited with status 3$"
+    done
+}
+
+@test "a task that hangs past the deadline (-t) is killed and reported" {
+    local t ms
+    ms=$(scaled 300 | cut -d. -f1)  # slowed down, the other tasks take longer
+    for t in "${POSITIONS[@]}"; do
+        run_prog --deadline 5 -j 3 -d 20 -t "$ms" -H "$t" 10
+        assert_one_error "^errors: task $t: worker [0-9]+ timed out after $ms ms and was killed$"
+    done
+}
+
+@test "several failures at once: one error, naming one of the failed tasks" {
+    # 4 workers, tasks of 100 ms: tasks 0-3 end well, then tasks 4-7 fail
+    # together, each its own way. The one reported must be one of them, with
+    # its own kind of failure.
+    run_errors -j 4 -d 100 -f 4 -s 5 -k 6 -x 7 12
+    assert_one_error "^errors: task [4-7]: "
+    local -A want=([4]="the function failed on x = 4 \(-f\)"
+        [5]="worker [0-9]+ killed by signal 11 \(Segmentation fault\)"
+        [6]="worker [0-9]+ killed by signal 9 \(Killed\)"
+        [7]="worker [0-9]+ exited with status 3")
+    local t
+    t=$(reported_task)
+    assert_match "^errors: task $t: ${want[$t]}$" "$stderr" "the error of task $t"
+}
+
+@test "every task failing: the map stops at the first failures, later tasks never run" {
+    local kind
+    for kind in -f -s -k -x; do
+        run_errors -j 3 -d 20 "$kind" 0-9 10
+        assert_one_error "^errors: task [0-2]: "
+    done
+}
+
+@test "with one worker (-j 1), each failure is reported at its task and stops the map" {
+    run_errors -j 1 -d 100 -f 2 20
+    assert_one_error "^errors: task 2: the function failed on x = 2 \(-f\)$"
+    if ! slow_mode; then
+        [ "$g_elapsed_ms" -lt 1500 ] ||
+            fail "the program took $g_elapsed_ms ms; stopping at task 2 takes about 300," \
+                "the whole map 2000: the tasks after the failure ran." "$(reproduce)" || return 1
+    fi
+    run_errors -j 1 -d 10 -s 3 -k 4 10
+    assert_one_error "^errors: task 3: worker [0-9]+ killed by signal 11 "
+    run_prog --deadline 5 -j 1 -d 10 -x 4 -H 5 10
+    assert_one_error "^errors: task 4: worker [0-9]+ exited with status 3$"
+}
+
+# latency_ms: from the -v lines on stderr, the time from the worker's failure
+# to the end of the map, every worker reaped.
+latency_ms() {
+    local died over
+    died=$(sed -nE 's/^errors: -v: ([0-9.]+) ms: worker .* fails task .*/\1/p' <<<"$stderr" | head -1)
+    over=$(sed -nE 's/^errors: -v: ([0-9.]+) ms: the map is over.*/\1/p' <<<"$stderr")
+    [ -n "$died" ] && [ -n "$over" ] && awk -v a="$died" -v b="$over" 'BEGIN { printf "%d\n", b - a }'
+}
+
+@test "a worker killed in the middle of a map is reported within a second, with no survivor" {
+    local kind latency
+    # 40 tasks of 500 ms on 4 workers: the whole map takes 5 s. Task 6
+    # fails at about 1 s. Python's Pool.map would wait for ever.
+    for kind in -k -s; do
+        run_errors -v -j 4 -d 500 "$kind" 6 40
+        assert_one_error "^errors: task 6: worker [0-9]+ killed by signal "
+        slow_mode && continue   # the guard has found no survivor already
+        latency=$(latency_ms) ||
+            fail "expected the -v lines with the times on stderr, got:" "$stderr" || return 1
+        [ "$latency" -lt 1000 ] ||
+            fail "the map ended $latency ms after the worker died ($kind); expected < 1000." \
+                "hint: a dead worker's result pipe reads end-of-file at once: poll()" \
+                "      for every busy worker's result pipe, and stop at the first failure." \
+                "$(reproduce)" || return 1
+        [ "$g_elapsed_ms" -lt 2500 ] ||
+            fail "the program took $g_elapsed_ms ms; the failure came at about 1000." "$(reproduce)" || return 1
+    done
+}
+
+@test "-h prints usage on stdout and exits 0" {
+    run_errors -h
+    assert_status 0
+    assert_match '^usage: errors ' "$output" "stdout"
+    assert_stderr_empty
+}
+
+@test "rejects bad arguments with one line on stderr and status 2" {
+    local args
+    for args in "-j 0 5" "-j abc 5" "-j -3 5" "-j 99999 5" "-x" "-q 5" "-d -1 5" \
+        "-t 0 5" "-f 5 5" "-f x 5" "-s 3-1 5" "-f 1,,2 5" "-f 3 -k 3 5" \
+        "" "5 6" "-- -1"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_errors $args
+        assert_usage_error
+    done
+}
