@@ -362,10 +362,10 @@ pool_terminate(struct pool *p)
 void
 pool_release(struct pool *p)
 {
-    /* TODO(05): return at once when p->owner is 0. In the process that
-     * started the pool (getpid() == p->owner): pool_terminate(), restore
-     * SIGPIPE from p->old_sigpipe; in any other: close_pipes() only. Then
-     * free the three buffers and make *p POOL_INIT: a second call is a no-op. */
+    /* TODO(05): nothing to do when p->owner is 0. If p->owner is getpid():
+     * pool_terminate() and restore SIGPIPE from p->old_sigpipe; else (a
+     * forked child) close_pipes() only. Then free the three buffers and set
+     * *p to POOL_INIT, so that a second call does nothing. */
     (void)p;
 }
 
@@ -392,11 +392,11 @@ send_chunk(struct pool *p, struct worker *w, const struct job *job,
         p->task = bigger;
         p->task_cap = count * width;
     }
+    memset(p->task, 0, sizeof *p->task);  /* no stray bytes in the padding */
     /* The worker was forked before this functor was made: its own memory
      * holds no copy of it. So the functor travels inside the record, by
      * value: its function pointer (valid in every worker, which runs the
      * same program) and its bound arguments. */
-    memset(p->task, 0, sizeof *p->task);    /* no uninitialised padding */
     p->task->f = *job->f;
     p->task->star = job->star;
     p->task->first = first;
