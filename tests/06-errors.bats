@@ -137,10 +137,15 @@ DEATH_HINT="hint: when a busy worker's result pipe gives end-of-file, the worker
 }
 
 @test "every task failing: the map stops at the first failures, later tasks never run" {
-    local kind
+    local kind last
     for kind in -f -s -k -x; do
-        run_errors -j 3 -d 20 "$kind" 0-9 10
+        run_errors -v -j 3 -d 20 "$kind" 0-9 10
         assert_one_error "^errors: task [0-2]: "
+        # With -v each task says when it fails: only tasks 0-2 may have run.
+        last=$(sed -nE 's/.* fails task ([0-9]+) .*/\1/p' <<<"$stderr" | sort -n | tail -1)
+        [ "${last:-0}" -le 2 ] ||
+            fail "task $last ran, after the first failures: the map went on (-v lines):" \
+                "$(grep ' fails task ' <<<"$stderr")" "$(reproduce)" || return 1
     done
 }
 
