@@ -729,11 +729,11 @@ send_chunk(struct pool *p, struct worker *w, const struct job *job,
         p->task = bigger;
         p->task_cap = count * width;
     }
+    memset(p->task, 0, sizeof *p->task);  /* no stray bytes in the padding */
     /* The worker was forked before this functor was made: its own memory
      * holds no copy of it. So the functor travels inside the record, by
      * value: its function pointer (valid in every worker, which runs the
      * same program) and its bound arguments. */
-    memset(p->task, 0, sizeof *p->task);    /* no uninitialised padding */
     p->task->f = *job->f;
     p->task->star = job->star;
     p->task->first = first;
