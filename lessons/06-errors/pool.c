@@ -508,7 +508,7 @@ worker_died(struct worker *w, struct pool_error *err)
      * then *err = the task w->first, the pid, and POOL_KILLED with
      * WTERMSIG(status) if WIFSIGNALED(status), else POOL_EXITED with
      * WEXITSTATUS(status). Save w->pid first: reap() sets it to -1. */
-    err->kind = POOL_BROKEN;
+    (void)err;                  /* stays POOL_BROKEN: the message says all */
     return report("worker %ld died", (long)w->pid);
 }
 
@@ -526,9 +526,9 @@ receive_result(struct worker *w, long long *out, struct pool_error *err)
     size_t size = (size_t)w->count * sizeof *out;
     ssize_t got = readn(w->result_fd, &head, sizeof head);
 
+    *err = (struct pool_error){.kind = POOL_BROKEN};  /* till we know more */
     if (got == 0)
         return worker_died(w, err);
-    err->kind = POOL_BROKEN;
     if (got == -1)
         return report_errno("read result");
     if (got != (ssize_t)sizeof head || head.first != w->first ||
