@@ -183,6 +183,57 @@ teardown() {
         fail "expected the parent to fork workers, saw only $g_maxprocs process" "$(reproduce)"
 }
 
+# children PID: the pids of PID's children, one a line.
+children() {
+    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
+}
+
+# fd_count PID: how many descriptors PID holds; 0 once it has ended.
+fd_count() {
+    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+@test "each worker holds only its own two pipe ends, besides stdin, stdout and stderr" {
+    [ -d /proc/self/fd ] || skip "needs /proc (Linux) to count a process's descriptors"
+    [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind holds descriptors of its own"
+    # The guard runs the program with only 0, 1 and 2 open, in the background,
+    # so that the test can look into the workers while they sleep in tasks
+    # (48 items of up to 300 ms on 4 workers: about two seconds).
+    local dir=$BATS_TEST_TMPDIR g prog="" w i n kids=() fds=()
+    # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
+    "$GUARD" -t "$(scaled 30)" -o "$dir/out" -e "$dir/err" -r "$dir/report" -- \
+        "$PROG" -j 4 -c 1 -d 300 -s 3 48 3>&- &
+    g=$!
+    for _ in $(seq 100); do
+        [ -n "$prog" ] || prog=$(children "$g" | head -1)
+        [ -z "$prog" ] || mapfile -t kids < <(children "$prog")
+        [ ${#kids[@]} -lt 4 ] || break
+        sleep 0.05
+    done
+    for w in "${kids[@]}"; do
+        fds+=("$(fd_count "$w")")
+    done
+    if printf '%s\n' "${fds[@]}" | grep -qvx 5; then
+        sleep 0.1               # a worker just forked may not have closed yet
+        for i in "${!kids[@]}"; do
+            n=$(fd_count "${kids[i]}")
+            [ "${fds[i]}" = 5 ] || [ "$n" = 0 ] || fds[i]=$n
+        done
+    fi
+    for i in "${!kids[@]}"; do
+        fds[i]="worker ${kids[i]}: ${fds[i]} descriptors"
+    done
+    wait "$g" || true
+    [ ${#kids[@]} = 4 ] ||
+        fail "expected to see 4 workers while they sleep in their tasks, saw ${#kids[@]}" || return 1
+    printf '%s\n' "${fds[@]}" | grep -qv ': 5 descriptors$' || return 0
+    fail "each worker should hold 5 descriptors: 0, 1, 2, its task pipe's read end" \
+        "and its result pipe's write end (0: it had ended already). Found:" "${fds[@]}" \
+        "hint: a worker inherits the parent's ends of every pipe made before it;" \
+        "      it must close them, or its siblings never see end-of-file." \
+        "to reproduce:  $PROG_REL -j 4 -c 1 -d 300 48, and ls -l /proc/PID/fd of a worker"
+}
+
 @test "prints the same list when stdout is a file" {
     run_prog --stdout-file -j 2 -c 3 25
     assert_status 0
