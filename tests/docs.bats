@@ -131,25 +131,8 @@ line_pattern() {
     [ ${#bad[@]} = 0 ] || fail "${bad[@]}"
 }
 
-# twin LESSON "C ARGS" "PYTHON ARGS" [normalize]: the C solution and its
-# Python twin print the same multiset of lines.
 twin() {
-    local lesson=$1 cargs=$2 pyargs=$3 sedexpr=${4:-}
-    command -v python3 >/dev/null || skip "python3 is not installed: no side-by-side comparison"
-    [ -f "$FORKLINGS_ROOT/docs/python/$lesson.py" ] || fail "docs/python/$lesson.py is missing"
-    local c="$COPY/build/solutions/$lesson/${lesson#*-}"
-    make --no-print-directory -s -C "$COPY" "build/solutions/$lesson/${lesson#*-}" || return 1
-    # shellcheck disable=SC2086 # split args on purpose
-    run_guarded -- "$c" $cargs
-    assert_status 0
-    printf '%s\n' "${lines[@]}" | sed -E "$sedexpr" | sort >"$BATS_TEST_TMPDIR/c.out"
-    # shellcheck disable=SC2086 # split args on purpose
-    run_guarded --cap 100 -- python3 "$FORKLINGS_ROOT/docs/python/$lesson.py" $pyargs
-    assert_status 0
-    printf '%s\n' "${lines[@]}" | sed -E "$sedexpr" | sort >"$BATS_TEST_TMPDIR/py.out"
-    diff -u --label "C: $lesson $cargs" --label "Python: $lesson.py $pyargs" \
-        "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/py.out" >"$BATS_TEST_TMPDIR/diff" ||
-        fail "the C solution and its Python twin print different lines:" "$(head -30 "$BATS_TEST_TMPDIR/diff")"
+    assert_same_as_python "$@"
 }
 
 @test "lesson 01's Python twin prints the same lines (pids aside)" {

@@ -357,3 +357,29 @@ lines_file() {
     printf '%s\n' "$@" >"$f"
     echo "$f"
 }
+
+# assert_same_as_python LESSON "C ARGS" "PYTHON ARGS" [SED]: the solution of
+# LESSON and its Python twin, docs/python/LESSON.py, print the same lines,
+# as multisets (sorted), each first passed through the sed expression SED
+# (to blank out pids, say), and exit with the same status. Skips where
+# python3 is not installed.
+assert_same_as_python() {
+    local lesson=$1 cargs=$2 pyargs=$3 sedexpr=${4:-}
+    command -v python3 >/dev/null || skip "python3 is not installed: no side-by-side comparison"
+    [ -f "$FORKLINGS_ROOT/docs/python/$lesson.py" ] || fail "docs/python/$lesson.py is missing" || return 1
+    local c=build/solutions/$lesson/${lesson#*-}
+    make --no-print-directory -s -C "$FORKLINGS_ROOT" "$c" || return 1
+    # shellcheck disable=SC2086 # split args on purpose
+    run_guarded -- "$FORKLINGS_ROOT/$c" $cargs || return 1
+    local c_status=$status
+    printf '%s\n' "${lines[@]}" | sed -E "$sedexpr" | sort >"$BATS_TEST_TMPDIR/c.out"
+    # shellcheck disable=SC2086 # split args on purpose
+    run_guarded --cap 100 -- python3 "$FORKLINGS_ROOT/docs/python/$lesson.py" $pyargs || return 1
+    printf '%s\n' "${lines[@]}" | sed -E "$sedexpr" | sort >"$BATS_TEST_TMPDIR/py.out"
+    diff -u --label "C: $lesson $cargs" --label "Python: $lesson.py $pyargs" \
+        "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/py.out" >"$BATS_TEST_TMPDIR/diff" ||
+        fail "the C solution and its Python twin print different lines:" "$(head -30 "$BATS_TEST_TMPDIR/diff")" ||
+        return 1
+    [ "$c_status" = "$status" ] ||
+        fail "the C solution exits with $c_status, its Python twin with $status"
+}
