@@ -1,0 +1,1379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c: the pool library of pool.h. Read pool.h first: it says what each
+ * function promises. This file says how.
+ *
+ * The shape is lesson 03's: every worker has a task pipe and a result pipe
+ * of its own, the parent drives them all from one poll() loop, a worker
+ * holds at most one chunk, and the parent reads each result as soon as it
+ * begins to arrive, so neither side ever blocks on a full pipe while the
+ * other blocks on it too. On top of that:
+ *   - records carry bytes of any size, and the functor's bound arguments by
+ *     value (lesson 04);
+ *   - no call exits the program; every failure is described in a struct
+ *     pool_error, and pool_destroy() releases everything on any path
+ *     (lesson 05);
+ *   - a failed item names itself; a dead worker fails the chunk it held and
+ *     is replaced, and no call waits for a result that cannot come
+ *     (lesson 06);
+ *   - close, join and terminate, signals blocked across fork(), and a
+ *     descriptor the caller can make readable to cancel a call (lesson 07);
+ *   - new here: an initializer and a handshake, worker recycling after
+ *     maxtasks, imap_unordered's callback, several pools at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+/* ---- records on the pipes --------------------------------------------- */
+
+/*
+ * A task record: this header (in a union, so that what follows is aligned
+ * for any type), then args_size bytes of bound arguments, then count input
+ * items of in_size bytes. One write() from the parent.
+ */
+struct task_head {
+    int (*call)(const void *args, const void *in, void *out); /* the function */
+    long first;                 /* index in the input of the first item */
+    long count;                 /* items in the record, at least 1 */
+    size_t args_size;           /* bytes of bound arguments that follow */
+    size_t in_size;             /* bytes in one input item */
+    size_t out_size;            /* bytes in one result */
+};
+
+union task_block {
+    struct task_head h;         /* the header */
+    max_align_t align;          /* makes sizeof a multiple of any alignment */
+};
+
+/*
+ * A result record: this header, then count results of out_size bytes; and
+ * when failed > 0, then count ints, each item's code (0: it succeeded).
+ * The first record of every worker is its "ready" record: first -1, count
+ * 0, status the initializer's return value. The times are CLOCK_MONOTONIC
+ * nanoseconds, one clock for every process, for a timeline of the run.
+ */
+struct result_head {
+    long first;                 /* the task's first; -1: the ready record */
+    long count;                 /* the task's count; 0: the ready record */
+    long failed;                /* items whose function returned non-zero */
+    int status;                 /* ready record: what the initializer said */
+    long long start_ns;         /* when the worker began the chunk */
+    long long end_ns;           /* when it finished it */
+};
+
+union result_block {
+    struct result_head h;       /* the header */
+    max_align_t align;          /* makes sizeof a multiple of any alignment */
+};
+
+/* ---- the parent's state ----------------------------------------------- */
+
+enum pool_state {
+    POOL_RUNNING,               /* takes work */
+    POOL_CLOSED,                /* pool_close(): workers leave when done */
+    POOL_TERMINATED,            /* pool_terminate(): workers stopped */
+    POOL_BROKEN                 /* a system call failed: see broken_why */
+};
+
+/* The parent's view of one worker. */
+struct worker {
+    pid_t pid;                  /* its process id; -1: reaped (none) */
+    int task_fd;                /* write end of its task pipe; -1: closed */
+    int result_fd;              /* read end of its result pipe; -1: closed */
+    long first;                 /* first item of the chunk it holds */
+    long count;                 /* items in that chunk; 0: it is idle */
+    size_t out_size;            /* bytes in one result of that chunk */
+    int abandoned;              /* the chunk's call has returned: discard */
+    long tasks;                 /* chunks it has finished, for maxtasks */
+};
+
+struct pool {
+    struct pool *next;          /* the other pools of this process */
+    pid_t owner;                /* the process that created the pool */
+    enum pool_state state;      /* what it accepts */
+    struct pool_config cfg;     /* as given, defaults filled in */
+    long nworkers;              /* slots in workers[] */
+    struct worker *workers;     /* one per slot */
+    struct pollfd *pfds;        /* the poll() set: a slot each, + cancel_fd */
+    unsigned char *task;        /* buffer for one task record */
+    size_t task_cap;            /* its size in bytes */
+    unsigned char *scratch;     /* buffer for results not stored in place */
+    size_t scratch_cap;         /* its size in bytes */
+    unsigned char *codes;       /* buffer for a result's item codes (ints) */
+    size_t codes_cap;           /* its size in bytes */
+    struct pool_error error;    /* the last call's failure */
+    char broken_why[POOL_MESSAGE_MAX]; /* POOL_BROKEN: what broke it */
+};
+
+/* One call of pool_map() or pool_imap_unordered(), while it runs. */
+struct job {
+    const struct pool_func *f;  /* what to apply */
+    const unsigned char *in;    /* the input items */
+    int ordered;                /* 1: pool_map; 0: pool_imap_unordered */
+    unsigned char *out;         /* pool_map: where the results go */
+    int (*each)(void *ctx, long index, const void *result); /* unordered */
+    void *ctx;                  /* each's first argument */
+    long n;                     /* items in the input */
+    long chunksize;             /* items per task */
+    long sent;                  /* items sent to workers so far */
+    long done;                  /* items that succeeded or failed so far */
+    int stopped;                /* each asked to stop */
+};
+
+/*
+ * Every pool of this process, so that a new worker can close the parent's
+ * ends of all of them: a write end of another pool's task pipe, left open
+ * in this worker, would keep that pool's worker from ever seeing
+ * end-of-file.
+ */
+static struct pool *all_pools;
+
+/* SIGPIPE is ignored while sigpipe_holders > 0; sigpipe_before is its
+ * action before the first pool, restored after the last. */
+static int sigpipe_holders;
+static struct sigaction sigpipe_before;
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* Fill in *e: kind, index and message (printf format); the rest zero. */
+static void
+set_error(struct pool_error *e, enum pool_failure kind, long index,
+          const char *fmt, ...)
+{
+    va_list ap;
+
+    *e = (struct pool_error){.kind = kind, .index = index};
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+/* A system call failed in the parent: POOL_ESYS, code errno. Returns -1. */
+static int
+sys_error(struct pool_error *e, const char *what)
+{
+    int saved = errno;
+
+    set_error(e, POOL_ESYS, -1, "%s: %s", what, strerror(saved));
+    e->code = saved;
+    return -1;
+}
+
+/* The pool can no longer be trusted to know its workers' state: only
+ * terminate, join and destroy will do. Keeps p->error. Returns -1. */
+static int
+break_pool(struct pool *p)
+{
+    p->state = POOL_BROKEN;
+    snprintf(p->broken_why, sizeof p->broken_why, "%s", p->error.message);
+    return -1;
+}
+
+/*
+ * How a worker ended, from its wait status, for a message: "exited with
+ * status 3" or "was killed by signal 9 (Killed)". Sets e->code or
+ * e->signal.
+ */
+static const char *
+describe_end(int status, struct pool_error *e, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status)) {
+        e->signal = WTERMSIG(status);
+        snprintf(buf, size, "was killed by signal %d (%s)", e->signal,
+                 strsignal(e->signal));
+    } else {
+        e->code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        snprintf(buf, size, "exited with status %d", e->code);
+    }
+    return buf;
+}
+
+/*
+ * Record that items index .. index+count-1 failed. p->error keeps
+ * describing the failed item with the lowest index; e is the description of
+ * this one, used when it is the lowest so far.
+ */
+static void
+note_failure(struct pool *p, const struct pool_error *e, long count)
+{
+    long failed = p->error.failed + count;
+
+    if (p->error.kind == POOL_OK || e->index < p->error.index)
+        p->error = *e;
+    p->error.failed = failed;
+}
+
+/* ---- whole reads and writes, the clock -------------------------------- */
+
+/*
+ * Read exactly n bytes from fd into buf, unless end-of-file comes first.
+ * Retries reads interrupted by a signal. Returns n; or fewer, down to 0, when
+ * end-of-file came first; or -1 with errno set on an error.
+ */
+static ssize_t
+readn(int fd, void *buf, size_t n)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t got = read(fd, (char *)buf + done, n - done);
+
+        if (got == 0)
+            break;              /* end-of-file: every write end is closed */
+        if (got == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)got;    /* a pipe may give fewer bytes than asked */
+    }
+    return (ssize_t)done;
+}
+
+/*
+ * Write all n bytes of buf to fd. Retries writes interrupted by a signal and
+ * carries on after short writes. Returns n, or -1 with errno set.
+ */
+static ssize_t
+writen(int fd, const void *buf, size_t n)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t put = write(fd, (const char *)buf + done, n - done);
+
+        if (put == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)put;
+    }
+    return (ssize_t)n;
+}
+
+/* Grow *buf (of *cap bytes) to hold at least need bytes, and at least 1.
+ * Returns 0, or -1 with errno set (and *buf as it was). */
+static int
+grow(unsigned char **buf, size_t *cap, size_t need)
+{
+    unsigned char *bigger;
+
+    if (need == 0)
+        need = 1;               /* never a NULL buffer to point into */
+    if (need <= *cap)
+        return 0;
+    if ((bigger = realloc(*buf, need)) == NULL)
+        return -1;
+    *buf = bigger;
+    *cap = need;
+    return 0;
+}
+
+/* CLOCK_MONOTONIC now, in nanoseconds; 0 if the clock cannot be read. */
+static long long
+now_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+        return 0;
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Sleep ms milliseconds, or less when a signal comes. */
+static void
+nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the worker ------------------------------------------------------- */
+
+/* A worker's buffers: grown as records need, never shrunk. */
+struct worker_buffers {
+    unsigned char *args;        /* bound arguments of the current task */
+    size_t args_cap;
+    unsigned char *in;          /* its input items */
+    size_t in_cap;
+    unsigned char *out;         /* a result_block, then the results */
+    size_t out_cap;
+    unsigned char *codes;       /* each item's code (ints), when one failed */
+    size_t codes_cap;
+};
+
+/*
+ * A worker's fatal error, in the library itself, not in a task: a message,
+ * then _exit(1), which flushes no stdio buffer inherited from the parent
+ * and runs no atexit() handler. The parent reports the exit status.
+ */
+static _Noreturn void
+die_child(const char *what)
+{
+    fprintf(stderr, "pool worker %ld: %s: %s\n", (long)getpid(), what,
+            errno != 0 ? strerror(errno) : "record cut short");
+    _exit(1);
+}
+
+/*
+ * Read one task record from fd: its header into *h, its bound arguments
+ * and items into b. Returns 1 for a task, 0 for end-of-file before its
+ * first byte (no more work). Anything else ends the worker.
+ */
+static int
+read_task(int fd, struct task_head *h, struct worker_buffers *b)
+{
+    union task_block t;
+    ssize_t got;
+    size_t in_bytes, out_bytes;
+
+    errno = 0;
+    if ((got = readn(fd, &t, sizeof t)) == 0)
+        return 0;
+    if (got != (ssize_t)sizeof t || t.h.count < 1)
+        die_child("read task");
+    *h = t.h;
+    in_bytes = (size_t)h->count * h->in_size;
+    out_bytes = sizeof(union result_block) + (size_t)h->count * h->out_size;
+    if (grow(&b->args, &b->args_cap, h->args_size) == -1 ||
+        grow(&b->in, &b->in_cap, in_bytes) == -1 ||
+        grow(&b->out, &b->out_cap, out_bytes) == -1 ||
+        grow(&b->codes, &b->codes_cap, (size_t)h->count * sizeof(int)) == -1)
+        die_child("realloc");
+    errno = 0;
+    if (readn(fd, b->args, h->args_size) != (ssize_t)h->args_size ||
+        readn(fd, b->in, in_bytes) != (ssize_t)in_bytes)
+        die_child("read task");
+    return 1;
+}
+
+/*
+ * Apply the task's function to each of its items, results into b->out after
+ * the header, which it fills in. A failed item's code goes to b->codes
+ * (zeroed at the first failure) and its result bytes are zeroed.
+ */
+static void
+run_task(const struct task_head *h, struct worker_buffers *b)
+{
+    struct result_head *r = &((union result_block *)b->out)->h;
+    unsigned char *results = b->out + sizeof(union result_block);
+    const void *args = h->args_size > 0 ? b->args : NULL;
+    int *codes = (int *)b->codes;
+
+    memset(b->out, 0, sizeof(union result_block));  /* no uninitialised */
+    r->first = h->first;                             /* padding sent */
+    r->count = h->count;
+    r->start_ns = now_ns();
+    memset(results, 0, (size_t)h->count * h->out_size);    /* no stale or */
+    for (long i = 0; i < h->count; i++) {                  /* unset bytes */
+        unsigned char *out = results + (size_t)i * h->out_size;
+        int code = h->call(args, b->in + (size_t)i * h->in_size, out);
+
+        if (code == 0)
+            continue;
+        if (r->failed++ == 0)
+            memset(codes, 0, (size_t)h->count * sizeof(int));
+        codes[i] = code;
+        memset(out, 0, h->out_size);
+    }
+    r->end_ns = now_ns();
+}
+
+/*
+ * The body of a worker: take task records from task_fd until end-of-file,
+ * run each, send each result back on result_fd, as one write (and a second
+ * for the codes when an item failed). Never returns: a worker that
+ * returned would go on running the caller's code as if it were the parent.
+ */
+static _Noreturn void
+worker_main(int task_fd, int result_fd)
+{
+    struct worker_buffers b = {NULL, 0, NULL, 0, NULL, 0, NULL, 0};
+    struct task_head h;
+
+    while (read_task(task_fd, &h, &b) == 1) {
+        const struct result_head *r = &((union result_block *)b.out)->h;
+        size_t size = sizeof(union result_block) +
+                      (size_t)h.count * h.out_size;
+
+        run_task(&h, &b);
+        fflush(NULL);           /* what the task printed, out now */
+        if (writen(result_fd, b.out, size) == -1 ||
+            (r->failed > 0 &&
+             writen(result_fd, b.codes, (size_t)h.count * sizeof(int)) == -1))
+            die_child("write result");
+    }
+    free(b.args);
+    free(b.in);
+    free(b.out);
+    free(b.codes);
+    fflush(NULL);
+    _exit(0);                   /* not exit(): see lesson 01 */
+}
+
+/*
+ * Close, in a new worker, the parent's ends of the pipes of every pool of
+ * the process: this pool's other workers, and other pools' workers.
+ */
+static void
+close_parent_ends(void)
+{
+    for (struct pool *p = all_pools; p != NULL; p = p->next)
+        for (long i = 0; i < p->nworkers; i++) {
+            struct worker *w = &p->workers[i];
+
+            if ((w->task_fd != -1 && close(w->task_fd) == -1) ||
+                (w->result_fd != -1 && close(w->result_fd) == -1))
+                die_child("close");
+            w->task_fd = w->result_fd = -1;
+        }
+}
+
+/*
+ * In a new worker, the signals and stdin of pool.h: SIGINT ignored (the
+ * parent decides), SIGTERM and SIGPIPE at their default actions, the
+ * parent's handlers of the usual signals reset, stdin from /dev/null. The
+ * signals are still blocked here; old_mask is the mask to go back to.
+ */
+static void
+worker_setup(const sigset_t *old_mask)
+{
+    static const int reset[] = {SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
+                                SIGCHLD, SIGTSTP, SIGCONT};
+    struct sigaction sa, old;
+    int fd;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGINT, &sa, NULL) == -1)
+        die_child("sigaction");
+    sa.sa_handler = SIG_DFL;
+    if (sigaction(SIGTERM, &sa, NULL) == -1 ||
+        sigaction(SIGPIPE, &sa, NULL) == -1)
+        die_child("sigaction");
+    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
+        if (sigaction(reset[i], NULL, &old) == -1 ||
+            (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN &&
+             sigaction(reset[i], &sa, NULL) == -1))
+            die_child("sigaction");
+    if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
+        dup2(fd, STDIN_FILENO) == -1 || (fd != STDIN_FILENO && close(fd) == -1))
+        die_child("/dev/null as stdin");
+    if (sigprocmask(SIG_SETMASK, old_mask, NULL) == -1)
+        die_child("sigprocmask");
+}
+
+/*
+ * Everything a new worker does between fork() and its first task: close
+ * what is not its own, set up its signals, run the initializer and say so
+ * in its ready record. A failed initializer ends the worker.
+ */
+static _Noreturn void
+worker_start(struct pool *p, int task[2], int result[2],
+             const sigset_t *old_mask)
+{
+    union result_block ready;
+
+    if (close(task[1]) == -1 ||     /* only the parent writes tasks */
+        close(result[0]) == -1)     /* only the parent reads results */
+        die_child("close");
+    close_parent_ends();
+    worker_setup(old_mask);
+    memset(&ready, 0, sizeof ready);    /* no uninitialised padding sent */
+    ready.h.first = -1;
+    ready.h.start_ns = now_ns();
+    ready.h.status = p->cfg.init != NULL ? p->cfg.init(p->cfg.init_arg) : 0;
+    ready.h.end_ns = now_ns();
+    fflush(NULL);
+    if (writen(result[1], &ready, sizeof ready) == -1)
+        die_child("write ready record");
+    if (ready.h.status != 0)
+        _exit(1);               /* the parent reports the initializer's code */
+    worker_main(task[0], result[1]);
+}
+
+/* ---- starting, reaping and replacing workers -------------------------- */
+
+/* pipe(), both ends close-on-exec, so that a program a worker or the
+ * caller execs never holds them. Returns 0, or -1 with errno set. */
+static int
+make_pipe(int fds[2])
+{
+    if (pipe(fds) == -1)
+        return -1;
+    if (fcntl(fds[0], F_SETFD, FD_CLOEXEC) == -1 ||
+        fcntl(fds[1], F_SETFD, FD_CLOEXEC) == -1) {
+        int saved = errno;
+
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+/* Close all four ends of two pipes, keeping errno. */
+static void
+close_four(int a[2], int b[2])
+{
+    int saved = errno;
+
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    errno = saved;
+}
+
+/*
+ * Fork a worker into empty slot i, with a task pipe and a result pipe of its
+ * own. Every signal is blocked across fork(), so no handler of the parent
+ * runs in the new worker before worker_setup() has reset it. Does not wait
+ * for its ready record (see await_ready()). Returns 0, or -1 (POOL_ESYS).
+ */
+static int
+start_worker(struct pool *p, long i)
+{
+    int task[2], result[2];
+    sigset_t all, old_mask;
+    pid_t pid;
+
+    if (make_pipe(task) == -1)
+        return sys_error(&p->error, "pipe");
+    if (make_pipe(result) == -1) {
+        sys_error(&p->error, "pipe");
+        close(task[0]);
+        close(task[1]);
+        return -1;
+    }
+    sigfillset(&all);
+    if (sigprocmask(SIG_SETMASK, &all, &old_mask) == -1) {
+        close_four(task, result);
+        return sys_error(&p->error, "sigprocmask");
+    }
+    fflush(NULL);               /* else the worker inherits unflushed output */
+    switch (pid = fork()) {
+    case -1:
+        close_four(task, result);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        return sys_error(&p->error, "fork");
+    case 0:
+        worker_start(p, task, result, &old_mask);
+    default:
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
+        close(task[0]);         /* the worker's ends: closed here, so that */
+        close(result[1]);       /* its death gives EOF and EPIPE at once */
+        p->workers[i] = (struct worker){.pid = pid, .task_fd = task[1],
+                                        .result_fd = result[0]};
+    }
+    return 0;
+}
+
+/*
+ * Close worker w's pipes (end-of-file on its task pipe: it leaves) and wait
+ * for it to end; its wait status goes to *status. Then the slot is empty.
+ * The worker must be on its way out: idle, closed, or sent SIGKILL.
+ * Returns 0, or -1 (POOL_ESYS). A worker someone else reaped (ECHILD)
+ * counts as having exited with status 0.
+ */
+static int
+reap_worker(struct pool *p, struct worker *w, int *status)
+{
+    if (w->task_fd != -1)
+        close(w->task_fd);
+    if (w->result_fd != -1)
+        close(w->result_fd);
+    w->task_fd = w->result_fd = -1;
+    *status = 0;
+    while (waitpid(w->pid, status, 0) == -1) {
+        if (errno == ECHILD)
+            break;
+        if (errno != EINTR)
+            return sys_error(&p->error, "waitpid");
+    }
+    w->pid = -1;                /* its pid may be reused: never signal it */
+    return 0;
+}
+
+/*
+ * Wait for the ready record of the worker in slot i, which has just been
+ * started. Returns 0 when its initializer succeeded. Otherwise reaps it and
+ * returns -1 (POOL_EINIT: the initializer's code, or how the worker died;
+ * or POOL_ESYS).
+ */
+static int
+await_ready(struct pool *p, long i)
+{
+    struct worker *w = &p->workers[i];
+    union result_block ready;
+    struct pool_error e = {.kind = POOL_EINIT, .index = -1, .pid = w->pid};
+    int status;
+    char how[80];
+    ssize_t got = readn(w->result_fd, &ready, sizeof ready);
+    int said = got == (ssize_t)sizeof ready && ready.h.first == -1;
+
+    if (said && ready.h.status == 0)
+        return 0;
+    if (got == -1)
+        return sys_error(&p->error, "read ready record");
+    if (!said)
+        kill(e.pid, SIGKILL);   /* it died, or sent nonsense: make sure */
+    if (reap_worker(p, w, &status) == -1)
+        return -1;
+    if (said) {
+        e.code = ready.h.status;
+        snprintf(e.message, sizeof e.message,
+                 "worker %ld: initializer failed with code %d", (long)e.pid,
+                 e.code);
+    } else {
+        snprintf(e.message, sizeof e.message, "worker %ld %s in its "
+                 "initializer", (long)e.pid, describe_end(status, &e, how,
+                                                          sizeof how));
+    }
+    p->error = e;
+    return -1;
+}
+
+/*
+ * Start a worker in empty slot i and wait until it is ready. Returns 0; or
+ * -1, and then the pool is broken: it cannot keep its number of workers.
+ */
+static int
+spawn_worker(struct pool *p, long i)
+{
+    if (start_worker(p, i) == -1 || await_ready(p, i) == -1)
+        return break_pool(p);
+    return 0;
+}
+
+/* ---- the life of a pool ----------------------------------------------- */
+
+/* Check cfg and fill in its defaults. Returns 0, or -1 (POOL_EINVAL). */
+static int
+check_config(struct pool_config *c, struct pool_error *e)
+{
+    if (c->workers == 0) {
+        long cpus = -1;
+#ifdef _SC_NPROCESSORS_ONLN
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);   /* common, not POSIX */
+#endif
+        c->workers = cpus < 1 ? 1 : cpus > POOL_MAX_WORKERS ? POOL_MAX_WORKERS
+                                                            : cpus;
+    }
+    if (c->grace_ms == 0)
+        c->grace_ms = POOL_GRACE_MS;
+    if (c->workers < 1 || c->workers > POOL_MAX_WORKERS)
+        set_error(e, POOL_EINVAL, -1, "workers must be 0 (one per CPU) or "
+                  "1 to %d, not %ld", POOL_MAX_WORKERS, c->workers);
+    else if (c->maxtasks < 0)
+        set_error(e, POOL_EINVAL, -1, "maxtasks must be 0 (no limit) or "
+                  "more, not %ld", c->maxtasks);
+    else if (c->grace_ms < 0)
+        set_error(e, POOL_EINVAL, -1, "grace_ms must be 0 (the default) or "
+                  "more, not %ld", c->grace_ms);
+    else if (c->cancel_fd < 0 || (c->cancel_fd > 0 && c->cancel_fd < 3))
+        set_error(e, POOL_EINVAL, -1, "cancel_fd must be 0 (none) or a "
+                  "descriptor above 2, not %d", c->cancel_fd);
+    else
+        return 0;
+    return -1;
+}
+
+/* Ignore SIGPIPE while a pool exists (see pool.h). Returns 0 or -1. */
+static int
+hold_sigpipe(void)
+{
+    struct sigaction ignore;
+
+    if (sigpipe_holders > 0) {
+        sigpipe_holders++;
+        return 0;
+    }
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    if (sigaction(SIGPIPE, &ignore, &sigpipe_before) == -1)
+        return -1;
+    sigpipe_holders = 1;
+    return 0;
+}
+
+/* The last pool gone: SIGPIPE's action back to what it was. */
+static void
+release_sigpipe(void)
+{
+    if (sigpipe_holders > 0 && --sigpipe_holders == 0)
+        sigaction(SIGPIPE, &sigpipe_before, NULL);
+}
+
+/* A new pool's memory, for c->workers empty slots, linked into all_pools.
+ * Returns NULL (POOL_ESYS in *e) when memory or SIGPIPE fails. */
+static struct pool *
+new_pool(const struct pool_config *c, struct pool_error *e)
+{
+    struct pool *p = calloc(1, sizeof *p);
+
+    if (p == NULL || (p->workers = calloc((size_t)c->workers,
+                                          sizeof *p->workers)) == NULL ||
+        (p->pfds = calloc((size_t)c->workers + 1, sizeof *p->pfds)) == NULL ||
+        hold_sigpipe() == -1) {
+        sys_error(e, p == NULL || p->pfds == NULL ? "calloc" : "sigaction");
+        if (p != NULL)
+            free(p->workers);
+        free(p);
+        return NULL;
+    }
+    p->owner = getpid();
+    p->state = POOL_RUNNING;
+    p->cfg = *c;
+    p->nworkers = c->workers;
+    for (long i = 0; i < p->nworkers; i++)
+        p->workers[i] = (struct worker){.pid = -1, .task_fd = -1,
+                                        .result_fd = -1};
+    p->error.index = -1;
+    p->next = all_pools;
+    all_pools = p;
+    return p;
+}
+
+struct pool *
+pool_create(const struct pool_config *cfg, struct pool_error *err)
+{
+    struct pool_config c = cfg != NULL ? *cfg : (struct pool_config){0};
+    struct pool_error ignored;
+    struct pool *p;
+
+    if (err == NULL)
+        err = &ignored;
+    *err = (struct pool_error){.kind = POOL_OK, .index = -1};
+    if (check_config(&c, err) == -1 || (p = new_pool(&c, err)) == NULL)
+        return NULL;
+    /* Fork them all first, then wait for each: the initializers run in
+     * parallel. */
+    for (long i = 0; i < p->nworkers; i++)
+        if (start_worker(p, i) == -1)
+            goto fail;
+    for (long i = 0; i < p->nworkers; i++)
+        if (await_ready(p, i) == -1)
+            goto fail;
+    return p;
+fail:
+    *err = p->error;
+    pool_destroy(&p);           /* stops and reaps those already started */
+    return NULL;
+}
+
+long
+pool_workers(const struct pool *p)
+{
+    return p->nworkers;
+}
+
+pid_t
+pool_worker_pid(const struct pool *p, long i)
+{
+    return i >= 0 && i < p->nworkers ? p->workers[i].pid : -1;
+}
+
+const struct pool_error *
+pool_last_error(const struct pool *p)
+{
+    return &p->error;
+}
+
+long
+pool_default_chunksize(long n, long workers)
+{
+    if (n == 0)
+        return 0;               /* Python: an empty map sends nothing */
+    return (n + 4 * workers - 1) / (4 * workers);      /* ceil(n / 4w) */
+}
+
+/*
+ * Whether p may be used by this call: by its creator, and, when running is
+ * set, only while it takes work. Else fills in p->error (POOL_ESTATE).
+ */
+static int
+usable(struct pool *p, int running)
+{
+    static const char *const names[] = {"running", "closed", "terminated",
+                                        "broken"};
+
+    p->error = (struct pool_error){.kind = POOL_OK, .index = -1};
+    if (p->owner != getpid())
+        set_error(&p->error, POOL_ESTATE, -1, "the pool belongs to process "
+                  "%ld, not to this one", (long)p->owner);
+    else if (running && p->state == POOL_BROKEN)
+        set_error(&p->error, POOL_ESTATE, -1, "the pool is broken: %s",
+                  p->broken_why);
+    else if (running && p->state != POOL_RUNNING)
+        set_error(&p->error, POOL_ESTATE, -1, "the pool is %s: it takes no "
+                  "more work", names[p->state]);
+    else
+        return 1;
+    return 0;
+}
+
+int
+pool_close(struct pool *p)
+{
+    if (!usable(p, 0))
+        return -1;
+    if (p->state == POOL_RUNNING || p->state == POOL_BROKEN)
+        p->state = POOL_CLOSED;
+    for (long i = 0; i < p->nworkers; i++)
+        if (p->workers[i].task_fd != -1) {
+            close(p->workers[i].task_fd);   /* end-of-file: it leaves once */
+            p->workers[i].task_fd = -1;     /* it has finished its chunk */
+        }
+    return 0;
+}
+
+/* Read and discard what worker w still sends, until end-of-file. */
+static void
+drain(struct worker *w)
+{
+    unsigned char sink[4096];
+
+    while (w->result_fd != -1 && readn(w->result_fd, sink, sizeof sink) ==
+                                     (ssize_t)sizeof sink)
+        continue;
+}
+
+int
+pool_join(struct pool *p)
+{
+    int result = 0, status;
+    char how[80];
+
+    if (!usable(p, 0))
+        return -1;
+    if (p->state == POOL_RUNNING) {
+        set_error(&p->error, POOL_ESTATE, -1, "the pool is still running: "
+                  "call pool_close() or pool_terminate() first");
+        return -1;
+    }
+    pool_close(p);
+    for (long i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        struct pool_error e = {.kind = POOL_EWORKER, .index = -1,
+                               .pid = w->pid};
+
+        if (w->pid == -1)
+            continue;
+        drain(w);
+        if (reap_worker(p, w, &status) == -1)
+            return -1;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            continue;
+        snprintf(e.message, sizeof e.message, "worker %ld %s", (long)e.pid,
+                 describe_end(status, &e, how, sizeof how));
+        p->error = e;
+        result = -1;
+    }
+    return result;
+}
+
+/* Reap, without waiting, the workers that have ended. Returns how many are
+ * left. */
+static long
+reap_ended(struct pool *p)
+{
+    long left = 0;
+
+    for (long i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        pid_t got;
+
+        if (w->pid == -1)
+            continue;
+        while ((got = waitpid(w->pid, NULL, WNOHANG)) == -1 && errno == EINTR)
+            continue;
+        if (got == 0)
+            left++;
+        else
+            w->pid = -1;        /* ended (or ECHILD: someone reaped it) */
+    }
+    return left;
+}
+
+/* Send sig to every worker not yet reaped. */
+static void
+signal_workers(struct pool *p, int sig)
+{
+    for (long i = 0; i < p->nworkers; i++)
+        if (p->workers[i].pid != -1)
+            kill(p->workers[i].pid, sig);
+}
+
+int
+pool_terminate(struct pool *p)
+{
+    long long deadline;
+
+    if (!usable(p, 0))
+        return -1;
+    p->state = POOL_TERMINATED;
+    signal_workers(p, SIGTERM);     /* all at once: none waits for another */
+    for (long i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+
+        if (w->task_fd != -1)
+            close(w->task_fd);
+        if (w->result_fd != -1)     /* a worker blocked writing a result */
+            close(w->result_fd);    /* gets EPIPE, and dies of SIGPIPE */
+        w->task_fd = w->result_fd = -1;
+        w->count = 0;
+    }
+    deadline = now_ns() + p->cfg.grace_ms * 1000000LL;
+    while (reap_ended(p) > 0 && now_ns() < deadline)
+        nap_ms(2);
+    signal_workers(p, SIGKILL);     /* cannot be caught, blocked or ignored */
+    for (long i = 0; i < p->nworkers; i++) {
+        int status;
+
+        if (p->workers[i].pid != -1 &&
+            reap_worker(p, &p->workers[i], &status) == -1)
+            return -1;
+    }
+    return 0;
+}
+
+void
+pool_destroy(struct pool **pp)
+{
+    struct pool *p = *pp;
+
+    if (p == NULL)
+        return;
+    if (p->owner == getpid()) {
+        for (long i = 0; i < p->nworkers; i++)
+            if (p->workers[i].pid != -1) {
+                pool_terminate(p);      /* as leaving `with Pool()` does */
+                break;
+            }
+    } else {
+        for (long i = 0; i < p->nworkers; i++) {    /* a forked child: */
+            if (p->workers[i].task_fd != -1)        /* close its copies */
+                close(p->workers[i].task_fd);       /* only */
+            if (p->workers[i].result_fd != -1)
+                close(p->workers[i].result_fd);
+        }
+    }
+    for (struct pool **link = &all_pools; *link != NULL; link = &(*link)->next)
+        if (*link == p) {
+            *link = p->next;
+            break;
+        }
+    release_sigpipe();
+    free(p->workers);
+    free(p->pfds);
+    free(p->task);
+    free(p->scratch);
+    free(p->codes);
+    free(p);
+    *pp = NULL;
+}
+
+/* ---- the map engine --------------------------------------------------- */
+
+/*
+ * Record the failures of a result whose item codes are in p->codes: each
+ * item with a code other than 0 failed (POOL_ETASK).
+ */
+static void
+note_task_failures(struct pool *p, const struct worker *w,
+                   const struct result_head *h)
+{
+    const int *codes = (const int *)p->codes;
+
+    for (long i = 0; i < h->count; i++) {
+        struct pool_error e;
+
+        if (codes[i] == 0)
+            continue;
+        set_error(&e, POOL_ETASK, h->first + i, "item %ld: task failed "
+                  "with code %d (worker %ld)", h->first + i, codes[i],
+                  (long)w->pid);
+        e.code = codes[i];
+        e.pid = w->pid;
+        note_failure(p, &e, 1);
+    }
+}
+
+/*
+ * Worker w has died with wait status `status`: fail the items of the chunk
+ * it held, if it held one for this call (POOL_EWORKER), and count them as
+ * done. Nothing to do for an idle worker or an abandoned chunk.
+ */
+static void
+lose_chunk(struct pool *p, struct job *job, struct worker *w, pid_t pid,
+           int status)
+{
+    struct pool_error e = {.kind = POOL_EWORKER, .index = w->first,
+                           .pid = pid};
+    char how[80], items[64];
+
+    if (w->count > 0 && !w->abandoned) {
+        if (w->count == 1)
+            snprintf(items, sizeof items, "item %ld", w->first);
+        else
+            snprintf(items, sizeof items, "items %ld to %ld", w->first,
+                     w->first + w->count - 1);
+        snprintf(e.message, sizeof e.message, "%s: worker %ld %s", items,
+                 (long)pid, describe_end(status, &e, how, sizeof how));
+        note_failure(p, &e, w->count);
+        job->done += w->count;
+    }
+    w->count = 0;
+    w->abandoned = 0;
+}
+
+/* ---- new in this lesson: recycling, delivering, burying -------------- */
+
+/*
+ * Worker w has just finished a task. If it has done its cfg.maxtasks, close
+ * its task pipe so that it leaves, reap it, and start a new worker in its
+ * slot (Python's maxtasksperchild). Returns 0, or -1 when the pool is
+ * broken.
+ */
+static int
+recycle_if_spent(struct pool *p, struct worker *w)
+{
+    int status;
+
+    if (p->cfg.maxtasks == 0 || w->tasks < p->cfg.maxtasks)
+        return 0;
+    if (reap_worker(p, w, &status) == -1)
+        return break_pool(p);
+    return spawn_worker(p, w - p->workers);
+}
+
+/*
+ * imap_unordered: hand each item of result h that succeeded to the
+ * caller's each(), with its index in the input and its result bytes (item
+ * i's are at results + i * out_size). Failed items (h->failed > 0 and a
+ * code other than 0 in p->codes) are skipped. When each returns non-zero,
+ * set job->stopped and hand over nothing more.
+ */
+static void
+deliver_unordered(struct pool *p, struct job *job,
+                  const struct result_head *h, const unsigned char *results)
+{
+    const int *codes = (const int *)p->codes;
+
+    for (long i = 0; i < h->count && !job->stopped; i++) {
+        if (h->failed > 0 && codes[i] != 0)
+            continue;
+        if (job->each(job->ctx, h->first + i,
+                      results + (size_t)i * job->f->out_size) != 0)
+            job->stopped = 1;
+    }
+}
+
+/*
+ * Worker w has died, or broke the protocol (it closed its result pipe, or
+ * sent a record cut short): it failed. Make sure it is dead, reap it, fail
+ * the items of the chunk it held, and put a new worker in its slot while
+ * the pool runs. Returns 0, or -1 when the pool is broken.
+ */
+static int
+bury_worker(struct pool *p, struct job *job, struct worker *w)
+{
+    pid_t pid = w->pid;
+    int status;
+
+    kill(pid, SIGKILL);         /* never wait for a process that may not end */
+    if (reap_worker(p, w, &status) == -1)
+        return break_pool(p);
+    lose_chunk(p, job, w, pid, status);
+    if (p->state == POOL_RUNNING)
+        return spawn_worker(p, w - p->workers);
+    return 0;
+}
+
+/*
+ * Read the rest of a result whose header h has arrived from worker w: the
+ * results (for a map, straight into the caller's array; else into
+ * p->scratch), and the item codes into p->codes when some failed. Sets
+ * *results to where the results are. Returns 1 when it all came; 0 when
+ * the record was cut short (the worker died while sending it); -1 on a
+ * read error (POOL_ESYS).
+ */
+static int
+read_result_body(struct pool *p, struct job *job, struct worker *w,
+                 const struct result_head *h, unsigned char **results)
+{
+    size_t bytes = (size_t)h->count * w->out_size;
+    size_t code_bytes = (size_t)h->count * sizeof(int);
+    ssize_t got;
+
+    if (job->ordered && !w->abandoned && bytes > 0) {
+        *results = job->out + (size_t)h->first * w->out_size;
+    } else {
+        if (grow(&p->scratch, &p->scratch_cap, bytes) == -1)
+            return sys_error(&p->error, "realloc");
+        *results = p->scratch;
+    }
+    if ((got = readn(w->result_fd, *results, bytes)) != (ssize_t)bytes)
+        return got == -1 ? sys_error(&p->error, "read result") : 0;
+    if (h->failed == 0)
+        return 1;
+    if (grow(&p->codes, &p->codes_cap, code_bytes) == -1)
+        return sys_error(&p->error, "realloc");
+    if ((got = readn(w->result_fd, p->codes, code_bytes)) !=
+        (ssize_t)code_bytes)
+        return got == -1 ? sys_error(&p->error, "read result") : 0;
+    return 1;
+}
+
+/*
+ * Receive the result of worker w, which poll() says has begun to arrive (or
+ * the worker is gone), and hand it over: for a map the results are already
+ * in place; imap_unordered calls each(); an abandoned chunk's result is
+ * discarded. Then w is idle, or recycled. A worker that sent no whole,
+ * matching record is buried. Returns 0, or -1 when the pool is broken.
+ */
+static int
+receive(struct pool *p, struct job *job, struct worker *w)
+{
+    union result_block r;
+    unsigned char *results;
+    ssize_t got = readn(w->result_fd, &r, sizeof r);
+    int body;
+
+    if (got == -1) {
+        sys_error(&p->error, "read result");
+        return break_pool(p);
+    }
+    if (got != (ssize_t)sizeof r || r.h.first != w->first ||
+        r.h.count != w->count || r.h.failed < 0 || r.h.failed > r.h.count)
+        return bury_worker(p, job, w);
+    if ((body = read_result_body(p, job, w, &r.h, &results)) == -1)
+        return break_pool(p);
+    if (body == 0)
+        return bury_worker(p, job, w);
+    /* r.h.start_ns and r.h.end_ns: when this chunk ran, for a timeline. */
+    if (!w->abandoned) {
+        if (r.h.failed > 0)
+            note_task_failures(p, w, &r.h);
+        if (!job->ordered)
+            deliver_unordered(p, job, &r.h, results);
+        job->done += r.h.count;
+    }
+    w->count = 0;
+    w->abandoned = 0;
+    w->tasks++;
+    return recycle_if_spent(p, w);
+}
+
+/*
+ * Send idle worker w the next chunk of the job as one task record. A
+ * worker that is gone (EPIPE) is buried: its chunk fails. Returns 0, or -1
+ * when the pool is broken.
+ */
+static int
+send_chunk(struct pool *p, struct job *job, struct worker *w)
+{
+    const struct pool_func *f = job->f;
+    long count = job->n - job->sent < job->chunksize ? job->n - job->sent
+                                                     : job->chunksize;
+    size_t in_bytes = (size_t)count * f->in_size;
+    size_t size = sizeof(union task_block) + f->args_size + in_bytes;
+    union task_block head;
+
+    if (grow(&p->task, &p->task_cap, size) == -1) {
+        sys_error(&p->error, "realloc");
+        return break_pool(p);
+    }
+    memset(&head, 0, sizeof head);      /* no uninitialised padding sent */
+    head.h = (struct task_head){.call = f->call, .first = job->sent,
+                                .count = count, .args_size = f->args_size,
+                                .in_size = f->in_size,
+                                .out_size = f->out_size};
+    memcpy(p->task, &head, sizeof head);
+    if (f->args_size > 0)
+        memcpy(p->task + sizeof head, f->args, f->args_size);
+    memcpy(p->task + sizeof head + f->args_size,
+           job->in + (size_t)job->sent * f->in_size, in_bytes);
+    w->first = job->sent;       /* w holds the chunk from now on, so that */
+    w->count = count;           /* a failed write fails just this chunk */
+    w->out_size = f->out_size;
+    job->sent += count;
+    if (writen(w->task_fd, p->task, size) == -1) {
+        if (errno == EPIPE)
+            return bury_worker(p, job, w);  /* it has gone */
+        sys_error(&p->error, "write task");
+        return break_pool(p);
+    }
+    return 0;
+}
+
+/*
+ * Wait until the result of at least one busy worker has begun to arrive
+ * (or the worker is gone), and receive each that has. Returns at once when
+ * no worker is busy. Returns 0; 1 when cancel_fd became readable
+ * (POOL_ECANCELED); -1 when the pool is broken.
+ */
+static int
+wait_results(struct pool *p, struct job *job)
+{
+    nfds_t n = (nfds_t)p->nworkers;
+    long busy = 0;
+
+    for (long i = 0; i < p->nworkers; i++) {
+        busy += p->workers[i].count > 0;
+        p->pfds[i].fd = p->workers[i].count > 0 ? p->workers[i].result_fd
+                                                : -1;   /* -1: skipped */
+        p->pfds[i].events = POLLIN;
+        p->pfds[i].revents = 0;
+    }
+    if (busy == 0 && job->sent < job->n)
+        return 0;               /* a send failed: feed the new worker */
+    if (busy == 0) {            /* cannot happen: no result can come */
+        set_error(&p->error, POOL_ESYS, -1, "lost track of items %ld to %ld",
+                  job->done, job->n - 1);
+        return break_pool(p);
+    }
+    if (p->cfg.cancel_fd > 0)
+        p->pfds[n++] = (struct pollfd){.fd = p->cfg.cancel_fd,
+                                       .events = POLLIN};
+    while (poll(p->pfds, n, -1) == -1)
+        if (errno != EINTR) {
+            sys_error(&p->error, "poll");
+            return break_pool(p);
+        }
+    if (n > (nfds_t)p->nworkers && p->pfds[p->nworkers].revents != 0) {
+        set_error(&p->error, POOL_ECANCELED, -1, "cancelled: descriptor %d "
+                  "became readable", p->cfg.cancel_fd);
+        return 1;
+    }
+    for (long i = 0; i < p->nworkers; i++)
+        if (p->pfds[i].revents != 0 && p->workers[i].count > 0 &&
+            receive(p, job, &p->workers[i]) == -1)
+            return -1;
+    return 0;
+}
+
+/* The chunks in flight belong to a call that is returning: their results
+ * will be discarded when they come. */
+static void
+abandon_in_flight(struct pool *p)
+{
+    for (long i = 0; i < p->nworkers; i++)
+        if (p->workers[i].count > 0)
+            p->workers[i].abandoned = 1;
+}
+
+/*
+ * Run a job: keep every idle worker fed with the next chunk, and receive
+ * results as they come, until every item is done (or each asked to stop,
+ * or the call was cancelled, or the pool broke). Returns what pool_map()
+ * and pool_imap_unordered() return.
+ */
+static int
+run_job(struct pool *p, struct job *job)
+{
+    int waited = 0;
+
+    while (job->done < job->n && !job->stopped && waited == 0) {
+        for (long i = 0; i < p->nworkers && job->sent < job->n; i++)
+            if (p->workers[i].count == 0 &&
+                send_chunk(p, job, &p->workers[i]) == -1) {
+                waited = -1;    /* the pool is broken */
+                break;
+            }
+        if (waited == 0 && job->done < job->n)
+            waited = wait_results(p, job);
+    }
+    abandon_in_flight(p);
+    if (waited != 0)
+        return -1;              /* cancelled, or the pool broke */
+    if (job->stopped)
+        return 1;
+    return p->error.kind == POOL_OK ? 0 : -1;
+}
+
+/* Check a call's arguments. Returns 0, or -1 (POOL_EINVAL). */
+static int
+check_call(struct pool *p, const struct pool_func *f, const void *in,
+           long n, long chunksize)
+{
+    const char *bad = NULL;
+
+    if (f == NULL || f->call == NULL)
+        bad = "the function is NULL";
+    else if (f->in_size == 0)
+        bad = "in_size is 0";
+    else if (f->args_size > 0 && f->args == NULL)
+        bad = "args is NULL, args_size is not 0";
+    else if (n < 0 || chunksize < 0)
+        bad = "n and chunksize must be 0 or more";
+    else if (n > 0 && in == NULL)
+        bad = "the input is NULL";
+    else if ((size_t)n > SIZE_MAX / 2 / f->in_size ||
+             (f->out_size > 0 && (size_t)n > SIZE_MAX / 2 / f->out_size))
+        bad = "the input is too big";
+    if (bad == NULL)
+        return 0;
+    set_error(&p->error, POOL_EINVAL, -1, "%s", bad);
+    return -1;
+}
+
+int
+pool_map(struct pool *p, const struct pool_func *f, const void *in,
+         void *out, long n, long chunksize)
+{
+    struct job job = {.f = f, .in = in, .ordered = 1, .out = out, .n = n,
+                      .chunksize = chunksize};
+
+    if (!usable(p, 1) || check_call(p, f, in, n, chunksize) == -1)
+        return -1;
+    if (n > 0 && out == NULL && f->out_size > 0) {
+        set_error(&p->error, POOL_EINVAL, -1, "the output is NULL");
+        return -1;
+    }
+    if (n == 0)
+        return 0;               /* nothing to send, nothing to wait for */
+    if (job.chunksize == 0)
+        job.chunksize = pool_default_chunksize(n, p->nworkers);
+    return run_job(p, &job);
+}
+
+int
+pool_imap_unordered(struct pool *p, const struct pool_func *f,
+                    const void *in, long n, long chunksize,
+                    int (*each)(void *ctx, long index, const void *result),
+                    void *ctx)
+{
+    struct job job = {.f = f, .in = in, .each = each, .ctx = ctx, .n = n,
+                      .chunksize = chunksize > 0 ? chunksize : 1};
+
+    if (!usable(p, 1) || check_call(p, f, in, n, chunksize) == -1)
+        return -1;
+    if (each == NULL) {
+        set_error(&p->error, POOL_EINVAL, -1, "the callback is NULL");
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    return run_job(p, &job);
+}

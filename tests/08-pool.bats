@@ -1,0 +1,269 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: MIT
+# Lesson 08 pool: the capstone. The pool library (pool.h, pool.c) through
+# its demo program `pool`, then its acceptance suite (prog-acceptance.c):
+# CPython's own Pool tests and concurrent.futures' crash cases, one case per
+# test, each under the guard with a deadline and a census of what is left.
+# The starter fails: "worker recycling changes the worker pids and still returns every result"
+
+# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+load lib/harness
+
+ACCEPTANCE_REL=$FORKLINGS_BUILD/$TREE/$LESSON/acceptance
+ACCEPTANCE=$FORKLINGS_ROOT/$ACCEPTANCE_REL
+
+# Build the demo (the harness does) and the acceptance runner.
+setup_file() {
+    forklings_build || return 1
+    local log=$BATS_FILE_TMPDIR/build-acceptance.log
+    if ! make --no-print-directory -s -C "$FORKLINGS_ROOT" WERROR=1 \
+        BUILD="$FORKLINGS_BUILD" "$ACCEPTANCE_REL" >"$log" 2>&1; then
+        {
+            echo "# $TREE/$LESSON/prog-acceptance.c does not compile (warnings count as errors):"
+            sed 's/^/#   /' "$log"
+        } >&3
+        return 1
+    fi
+}
+
+# run_case [GUARD OPTIONS] CASE: run one acceptance case under the guard
+# (under valgrind too with FORKLINGS_VALGRIND=1), and fail with what the
+# case said unless it passed. Times are checked only when not slow_mode;
+# under valgrind the cases that fork most run smaller (-s).
+run_case() {
+    local opts=() flags=()
+    while [ $# -gt 1 ]; do
+        case $1 in
+        --tolerate | --cap | --deadline) opts+=("$1" "$2"); shift 2 ;;
+        *) opts+=("$1"); shift ;;
+        esac
+    done
+    slow_mode || flags+=(-t)
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || flags+=(-s)
+    PROG=$ACCEPTANCE run_guarded "${opts[@]}" -- "$ACCEPTANCE" "${flags[@]}" "$1" || {
+        [ -z "$stderr" ] || printf 'the case said:\n%s\n' "$stderr" >&2
+        return 1
+    }
+    [ "$status" = 0 ] && [ "$output" = "ok $1" ] && return 0
+    fail "acceptance case '$1' failed (status $status):" "${stderr:-(nothing on stderr)}" \
+        "$(reproduce)"
+}
+
+# squares N: the list Python prints for p.map(sqr, range(N)).
+squares() {
+    local i list=""
+    for ((i = 0; i < $1; i++)); do list+="${list:+, }$((i * i))"; done
+    echo "[$list]"
+}
+
+# ---- the demo program ----------------------------------------------------
+
+@test "reproduces the seed's functor: -F 2,3 1 2 3 4 5 prints [15, 24, 33, 42, 51]" {
+    run_prog -F 2,3 1 2 3 4 5
+    assert_status 0
+    assert_output "[15, 24, 33, 42, 51]"
+    assert_stderr_empty
+}
+
+@test "maps sqr over range(N) in input order (-n 10; -n 1000 with -c 7 on 3 workers)" {
+    run_prog -n 10
+    assert_status 0
+    assert_output "$(squares 10)"
+    run_prog -j 3 -c 7 -n 1000
+    assert_status 0
+    assert_output "$(squares 1000)"
+}
+
+@test "-u prints each result exactly once, in any order" {
+    run_prog -u -j 4 -n 200
+    assert_status 0
+    assert_lines_any_order "$(lines_file squares.txt $(for ((i = 0; i < 200; i++)); do echo $((i * i)); done))"
+}
+
+@test "-m 1 runs every task in a new worker process (-v counts them)" {
+    run_prog -v -m 1 -j 2 -c 1 -n 12
+    assert_status 0
+    assert_output "$(squares 12)"
+    assert_match ', 12 worker processes used,' "$stderr" "stderr"
+    run_prog -v -j 2 -c 1 -n 12
+    assert_match ', [12] worker processes used,' "$stderr" "stderr without -m"
+}
+
+@test "a failing task (-e 3) is named on stderr; no list; status 1" {
+    run_prog -j 3 -c 1 -e 3 -n 10
+    assert_status 1
+    assert_output ""
+    assert_match '^pool: item 3: task failed with code 1 \(worker [0-9]+\)$' "$stderr" "stderr"
+}
+
+@test "a task that kills its worker (-k 4) is named with the signal; status 1, no hang" {
+    run_prog --deadline 5 -j 3 -c 1 -k 4 -n 10
+    assert_status 1
+    assert_output ""
+    assert_match '^pool: item 4: worker [0-9]+ was killed by signal 9 ' "$stderr" "stderr"
+    run_prog --deadline 5 -u -j 3 -c 1 -k 4 -n 10
+    assert_status 1
+    assert_line_count 9
+}
+
+@test "Ctrl-C (SIGINT to the group) cancels a long map: status 130, no worker left" {
+    run_prog --deadline 5 --group --kill "INT@$(scaled 0.5)" -j 3 -d 60000 -n 6
+    assert_status 130
+    assert_match '^pool: interrupted' "$stderr" "stderr"
+    slow_mode || [ "$g_elapsed_ms" -lt 3000 ] ||
+        fail "expected the program to end within 3 s of Ctrl-C, it took $g_elapsed_ms ms" "$(reproduce)"
+}
+
+@test "with nothing to map (-n 0) prints [] and exits 0" {
+    run_prog -n 0
+    assert_status 0
+    assert_output "[]"
+}
+
+@test "-h prints usage on stdout and exits 0" {
+    run_prog -h
+    assert_status 0
+    assert_match '^usage: pool' "$output" "stdout"
+    assert_stderr_empty
+}
+
+@test "rejects bad arguments with one line on stderr and status 2" {
+    local args all=("-j 0" "-j abc" "-j -3" "-j 99999999" "-j" "-c 0" "-m -1"
+        "-F 2" "-F 2,x" "-n -1" "-n 1x" "-x" "" "-n 3 4" "1 x")
+    # Under valgrind (3 s a run) a few of them: the parsing is the same.
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || all=("-j 0" "-F 2,x" "-n 3 4")
+    for args in "${all[@]}"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_prog $args
+        assert_usage_error
+    done
+}
+
+# ---- the acceptance suite: CPython's Pool tests --------------------------
+
+@test "map equals a plain loop, also with chunksize 20 and with one worker" {
+    run_case map-equals-loop
+}
+
+@test "map equals a plain loop for explicit chunksizes 1 to 1000" {
+    run_case map-chunksizes
+}
+
+@test "starmap over structs of arguments equals a plain loop, also with chunksize 20" {
+    run_case starmap-equals-loop
+}
+
+@test "a functor's bound arguments reach the workers by value" {
+    run_case functor-by-value
+}
+
+@test "empty input returns at once from map and imap_unordered" {
+    run_case empty-input
+}
+
+@test "imap_unordered hands over each result exactly once" {
+    run_case unordered-once
+}
+
+@test "imap_unordered with one worker keeps the input order" {
+    run_case unordered-one-worker
+}
+
+@test "imap_unordered stops when the callback says so, and the pool stays usable" {
+    run_case unordered-stop
+}
+
+@test "worker count and other arguments are validated" {
+    run_case worker-count-validation
+}
+
+@test "terminate returns promptly while long tasks run, even if they ignore SIGTERM" {
+    run_case terminate-prompt
+}
+
+@test "using a pool after close or terminate is an error, as is join before close" {
+    run_case use-after-close
+}
+
+@test "an error in a task reaches the caller naming the item, and the other items finish" {
+    run_case task-error
+}
+
+@test "worker recycling changes the worker pids and still returns every result" {
+    run_case worker-recycling
+}
+
+@test "recycling after every task, then close and join at once, does not hang" {
+    run_case recycling-early-close
+}
+
+@test "the initializer runs once in each worker, replacements included" {
+    run_case initializer-once
+}
+
+@test "an initializer that fails or crashes makes create fail, leaving no process" {
+    run_case initializer-fails
+}
+
+@test "a pool of 200 workers maps 1000 items correctly" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "201 processes under valgrind take minutes; the 20-worker case runs instead"
+    run_case --cap 256 --deadline 60 large-pool-200
+}
+
+@test "a pool of 20 workers maps 1000 items correctly" {
+    run_case --deadline 30 large-pool-20
+}
+
+# ---- the acceptance suite: workers that die ------------------------------
+
+@test "a worker killed during a task fails its chunk, is replaced, and nothing hangs" {
+    run_case crash-during-task
+}
+
+@test "a worker that calls _exit() during a task fails its item with that status" {
+    run_case exit-during-task
+}
+
+@test "a worker dead before it receives its task fails that task, no hang" {
+    run_case crash-before-receipt
+}
+
+@test "a worker killed while sending a result bigger than a pipe fails that item, no hang" {
+    run_case crash-while-sending
+}
+
+@test "join reports a worker that died while idle" {
+    run_case join-reports-death
+}
+
+@test "workers leave when their parent is killed with SIGKILL" {
+    # The dead parent's workers are adopted by the guard: not zombies of ours.
+    run_case --tolerate unreaped parent-killed
+}
+
+# ---- the acceptance suite: the library in a program ----------------------
+
+@test "records bigger than a pipe, both ways, do not deadlock" {
+    run_case --deadline 30 big-records
+}
+
+@test "no worker holds another worker's descriptors, nor another pool's" {
+    run_case fd-isolation
+}
+
+@test "two pools at once: closing one does not wait for the other" {
+    run_case two-pools
+}
+
+@test "leaving a POOL_AUTO scope terminates and reaps the workers" {
+    run_case scope-exit
+}
+
+@test "pool_destroy in a forked child leaves the parent's workers alone" {
+    run_case destroy-in-child
+}
+
+@test "a readable cancel_fd (a signal handler's self-pipe) cancels a long map at once" {
+    run_case cancel-long-map
+}
