@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool.c: the pool of lessons 03 to 06, mapping functors. Workers take task records
- * from their own task pipe and send result records back on their own result
- * pipe; the parent drives them all from one poll() loop and stores each
- * result at the index its record names, so the list comes out in input
- * order. A task carries its functor by value: the workers were forked before
- * the functor was made, and see only what reaches them through the pipe.
+ * pool.c: the pool of lessons 03 to 06, mapping functors. Workers take
+ * task records from their own task pipe and send result records back on
+ * their own result pipe; the parent drives them all from one poll() loop
+ * and stores each result at the index its record names, so the list comes
+ * out in input order. A task carries its functor by value: the workers
+ * were forked before the functor was made, and see only what reaches them
+ * through the pipe.
  *
  * Why it cannot deadlock: a pipe holds 65536 bytes by default on Linux
  * (pipe(7)), and a write to a full pipe blocks. The parent sends a task only
@@ -394,15 +395,20 @@ drain_wake_pipe(void)
         continue;               /* until EAGAIN: empty */
 }
 
-/* Close both ends of the self-pipe, if open. */
-static void
+/* Close both ends of the self-pipe, if open. Returns 0, or -1 with errno
+ * set when a close failed (the other end is closed all the same). */
+static int
 close_wake_pipe(void)
 {
+    int result = 0;
+
     for (int i = 0; i < 2; i++)
         if (wake_pipe[i] != -1) {
-            close(wake_pipe[i]);
+            if (close(wake_pipe[i]) == -1)
+                result = -1;
             wake_pipe[i] = -1;
         }
+    return result;
 }
 
 /*
@@ -428,7 +434,8 @@ worker_setup(void)
     sa.sa_handler = SIG_DFL;
     if (sigaction(SIGTERM, &sa, NULL) == -1)
         die_child("sigaction");
-    close_wake_pipe();
+    if (close_wake_pipe() == -1)
+        die_child("close");
     if ((fd = open("/dev/null", O_RDONLY)) == -1)
         die_child("open /dev/null");
     if (dup2(fd, STDIN_FILENO) == -1)
@@ -715,7 +722,8 @@ pool_release(struct pool *p)
             sigaction(SIGINT, &p->old_sigint, NULL) == -1 ||
             sigaction(SIGTERM, &p->old_sigterm, NULL) == -1)
             report_errno("sigaction");
-        close_wake_pipe();
+        if (close_wake_pipe() == -1)
+            report_errno("close");
     } else if (close_pipes(p, p->nworkers) == -1) {
         report_errno("close");  /* a forked child: its own copies only */
     }
