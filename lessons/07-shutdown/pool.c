@@ -771,10 +771,8 @@ worker_died(struct worker *w, struct pool_error *err)
     int status;
     pid_t pid = w->pid;
 
-    if (reap(w, &status) == -1) {
-        err->kind = POOL_BROKEN;
-        return report_errno("waitpid");
-    }
+    if (reap(w, &status) == -1)
+        return report_errno("waitpid");     /* *err: POOL_BROKEN */
     *err = (struct pool_error){.task = w->first, .pid = pid};
     if (WIFSIGNALED(status)) {
         err->kind = POOL_KILLED;
@@ -800,9 +798,9 @@ receive_result(struct worker *w, long long *out, struct pool_error *err)
     size_t size = (size_t)w->count * sizeof *out;
     ssize_t got = readn(w->result_fd, &head, sizeof head);
 
+    *err = (struct pool_error){.kind = POOL_BROKEN};  /* till we know more */
     if (got == 0)
         return worker_died(w, err);
-    err->kind = POOL_BROKEN;
     if (got == -1)
         return report_errno("read result");
     if (got != (ssize_t)sizeof head || head.first != w->first ||
