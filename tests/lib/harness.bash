@@ -374,7 +374,7 @@ assert_same_as_python() {
     local c_status=$status
     printf '%s\n' "${lines[@]}" | sed -E "$sedexpr" | sort >"$BATS_TEST_TMPDIR/c.out"
     # shellcheck disable=SC2086 # split args on purpose
-    run_guarded --cap 100 -- python3 "$FORKLINGS_ROOT/docs/python/$lesson.py" $pyargs || return 1
+    run_guarded --cap 100 --deadline 60 -- python3 "$FORKLINGS_ROOT/docs/python/$lesson.py" $pyargs || return 1
     printf '%s\n' "${lines[@]}" | sed -E "$sedexpr" | sort >"$BATS_TEST_TMPDIR/py.out"
     diff -u --label "C: $lesson $cargs" --label "Python: $lesson.py $pyargs" \
         "$BATS_TEST_TMPDIR/c.out" "$BATS_TEST_TMPDIR/py.out" >"$BATS_TEST_TMPDIR/diff" ||
