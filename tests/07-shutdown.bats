@@ -176,8 +176,9 @@ teardown() {
     STOP_TEST=1
     # The workers die of it at once (their default action), maybe before the
     # parent has read their results: that is the stop, not a failed task.
-    local _
-    for _ in 1 2 3; do
+    local _ rounds=(1 2 3)
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || rounds=(1)  # seconds a run there
+    for _ in "${rounds[@]}"; do
         run_prog --kill TERM@L3 --group -j 4 -n 200 -d 20
         assert_stopped 15
         assert_results 200
@@ -208,13 +209,18 @@ teardown() {
     # test by itself on a process left running or a child left unreaped.
     # A signal at 0 s may kill the guard's child before it creates the
     # stderr file, which would then still hold the previous run's: empty it.
-    local kick
-    for kick in INT@0 INT@0.02 INT@0.05 INT@L1 INT@L10 INT@L19; do
+    # Under valgrind each run takes seconds: one moment of each kind.
+    local kick ints=(INT@0 INT@0.02 INT@0.05 INT@L1 INT@L10 INT@L19)
+    local terms=(TERM@0 TERM@0.03 TERM@0.1 TERM@L5 TERM@L18)
+    if [ "${FORKLINGS_VALGRIND:-}" = 1 ]; then
+        ints=(INT@0.05 INT@L10) terms=(TERM@0 TERM@L5)
+    fi
+    for kick in "${ints[@]}"; do
         : >"$BATS_TEST_TMPDIR/stderr"
         run_prog --kill "$kick" --group -j 4 -n 20 -d 50
         assert_stopped_by SIGINT 130
     done
-    for kick in TERM@0 TERM@0.03 TERM@0.1 TERM@L5 TERM@L18; do
+    for kick in "${terms[@]}"; do
         : >"$BATS_TEST_TMPDIR/stderr"
         run_prog --kill "$kick" -j 4 -n 20 -d 50
         assert_stopped_by SIGTERM 143
@@ -326,9 +332,11 @@ teardown() {
 }
 
 @test "rejects bad arguments with one line on stderr and status 2" {
-    local args
-    for args in "-j 0" "-j abc" "-j -3" "-j 99999" "-j" "-n -1" "-n 1x" \
-        "-d 99999" "-d -1" "-g -5" "-C 0" "-T x" "-C 3 -T 3" "-x" "extra"; do
+    local args all=("-j 0" "-j abc" "-j -3" "-j 99999" "-j" "-n -1" "-n 1x"
+        "-d 99999" "-d -1" "-g -5" "-C 0" "-T x" "-C 3 -T 3" "-x" "extra")
+    # Under valgrind (seconds a run, and no fork before the check): a few.
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || all=("-j 0" "-C 3 -T 3" "-x")
+    for args in "${all[@]}"; do
         # shellcheck disable=SC2086 # split args on purpose
         run_prog $args
         assert_usage_error
