@@ -118,6 +118,8 @@ run_guarded() {
             "--log-file=$dir/vg.%p.log" "${cmd[@]}")
     fi
     status=0
+    : >"$dir/stdout"                # no stale text from an earlier run, even
+    : >"$dir/stderr"                # if the program dies before they open
     "$GUARD" -t "$(scaled "$DEADLINE_USED")" -p "$PROC_CAP" "${opts[@]}" \
         -o "$dir/stdout" -e "$dir/stderr" -r "$dir/report" \
         -- "${cmd[@]}" 3>&- || status=$?
