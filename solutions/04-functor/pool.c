@@ -278,8 +278,9 @@ start_worker(struct pool *p, long w)
             close(result[0]) == -1)     /* only the parent reads results */
             die_child("close");
         close_siblings(p, w);
+        /* SIGPIPE's old action back: should the parent go, die quietly */
         if (sigaction(SIGPIPE, &p->old_sigpipe, NULL) == -1)
-            die_child("sigaction");     /* parent gone: die quietly */
+            die_child("sigaction");
         worker_main(task[0], result[1]);
     default:
         if (close(task[0]) == -1 ||     /* only the worker reads tasks */
@@ -312,7 +313,10 @@ pool_start(struct pool *p, long nworkers)
         start_worker(p, w);
 }
 
-/* Report on stderr how worker pid ended, unless it exited with 0. */
+/*
+ * Report on stderr how worker pid ended, unless it exited with 0. Returns 1
+ * when it did not exit with 0, else 0.
+ */
 static int
 worker_failed(pid_t pid, int status)
 {
