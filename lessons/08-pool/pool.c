@@ -1062,7 +1062,7 @@ recycle_if_spent(struct pool *p, struct worker *w)
      * reached it. Then reap_worker(p, w, &status) (it closes w's pipes, so
      * the worker reads end-of-file and leaves; -1: return break_pool(p)),
      * and return spawn_worker(p, w - p->workers) to fill the slot again. */
-    (void)p;
+    (void)p;                    /* delete these lines when done */
     (void)w;
     return 0;
 }
@@ -1084,7 +1084,7 @@ deliver_unordered(struct pool *p, struct job *job,
      * if h->failed > 0 and codes[i] != 0; else call job->each(job->ctx,
      * h->first + i, results + i * job->f->out_size), and set job->stopped
      * to 1 when it returns non-zero. */
-    (void)codes;
+    (void)codes;                /* delete these lines when done */
     (void)job;
     (void)h;
     (void)results;
@@ -1105,11 +1105,12 @@ bury_worker(struct pool *p, struct job *job, struct worker *w)
      * not end. reap_worker(p, w, &status) (-1: return break_pool(p)); then
      * lose_chunk(p, job, w, pid, status); then, while p->state is
      * POOL_RUNNING, return spawn_worker(p, w - p->workers). Else return 0. */
-    (void)pid;
     (void)job;
     (void)lose_chunk;
     (void)spawn_worker;
-    return break_pool(p);       /* the stub gives the pool up: delete this */
+    set_error(&p->error, POOL_EWORKER, -1, "worker %ld has died, and "
+              "bury_worker() is a stub: the pool gives up", (long)pid);
+    return break_pool(p);       /* delete these lines when done */
 }
 
 /*

@@ -61,11 +61,12 @@
  * parent's ends of any pool's pipes. Its stdin is /dev/null; it ignores
  * SIGINT (Ctrl-C goes to every process of the terminal's foreground group:
  * the parent decides, see cancel_fd); SIGTERM and SIGPIPE have their default
- * actions; every other signal the parent caught with a handler is back at
- * its default action. Signals are blocked across fork(), so no handler of
- * the parent ever runs in a worker. A worker ends when its task pipe gives
- * end-of-file: after pool_close(), when it is recycled, and when the parent
- * dies, however it dies.
+ * actions; so do SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, SIGTSTP
+ * and SIGCONT if the parent caught them with a handler. Signals are blocked
+ * across fork(), so no handler of the parent ever runs in a worker. A
+ * worker ends when its task pipe gives end-of-file (once it has finished
+ * the chunk it holds): after pool_close(), when it is recycled, and when
+ * the parent dies, however it dies.
  */
 #ifndef POOL_H
 #define POOL_H
@@ -233,7 +234,8 @@ long pool_default_chunksize(long n, long workers);
  * every item of the chunk it held (POOL_EWORKER) and is replaced at once by
  * a new worker; the call never waits for a result that cannot come. Other
  * failures: POOL_ESTATE (the pool is not running), POOL_EINVAL (f->call is
- * NULL, in_size is 0, n < 0, chunksize < 0, args_size > 0 with args NULL),
+ * NULL, in_size is 0, n < 0, chunksize < 0, args_size > 0 with args NULL,
+ * in or out NULL while there are items and bytes to read or write),
  * POOL_ECANCELED (see cancel_fd; the chunks in flight are abandoned and
  * their results discarded), POOL_ESYS (a system call failed in the parent:
  * the pool is then broken; only pool_terminate(), pool_join() and
@@ -286,8 +288,8 @@ int pool_join(struct pool *p);
 /*
  * Python's terminate(): stop every worker now, even in the middle of a
  * task: SIGTERM to all, then SIGKILL to those still there after grace_ms,
- * then reap them all. Work in flight is lost. Returns 0; -1 when a system
- * call failed (POOL_ESYS), and every worker is still reaped.
+ * then reap them all. Work in flight is lost. Returns 0; or -1 when
+ * waitpid() failed (POOL_ESYS).
  */
 int pool_terminate(struct pool *p);
 

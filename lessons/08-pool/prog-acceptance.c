@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -52,9 +53,11 @@ enum action {
     SLEEP,                      /* sleep arg milliseconds, then x * x */
     CRASH,                      /* raise(SIGKILL) */
     EXIT,                       /* _exit(arg) */
-    DIE_SENDING                 /* sleep 300 ms, then arm a timer that kills
+    DIE_SENDING,                /* sleep 300 ms, then arm a timer that kills
                                  * the worker arg ms later, while it sends
                                  * its (big) result */
+    CLOSE_AND_HANG              /* close the worker's result pipe, then
+                                 * sleep arg ms: alive, but mute */
 };
 
 /* A test item: a number and what to do with it. */
@@ -258,6 +261,18 @@ die_in_ms(int ms)
     setitimer(ITIMER_REAL, &t, NULL);
 }
 
+/* Close this worker's result pipe: the pipe it holds for writing. */
+static void
+close_result_pipe(void)
+{
+    struct stat st;
+
+    for (int fd = 3; fd < 1024; fd++)
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+            (fcntl(fd, F_GETFL) & O_ACCMODE) == O_WRONLY)
+            close(fd);
+}
+
 /* The test task: an order in, an answer out. */
 static int
 obey(const void *args, const void *in, void *out)
@@ -272,6 +287,7 @@ obey(const void *args, const void *in, void *out)
     case CRASH: raise(SIGKILL); break;
     case EXIT: _exit(o->arg);
     case DIE_SENDING: sleep_ms(300); die_in_ms(o->arg); break;
+    case CLOSE_AND_HANG: close_result_pipe(); sleep_ms(o->arg); break;
     }
     a->value = o->x * o->x;
     a->pid = (long)getpid();
@@ -985,6 +1001,49 @@ crash_while_sending(void)
     return 0;
 }
 
+/* A worker that closes its result pipe and runs on: the parent sees
+ * end-of-file, and must kill it before it waits for it. */
+static int
+mute_worker(void)
+{
+    struct order orders[10];
+    struct answer out[10];
+    const struct pool_error *e;
+    struct pool *p = make_pool((struct pool_config){.workers = 2});
+    double t0 = now();
+
+    CHECK(p != NULL, "no pool");
+    plain_orders(orders, 10);
+    orders[2] = (struct order){2, CLOSE_AND_HANG, 60000};
+    CHECK(pool_map(p, &POOL_FUNC(obey, struct order, struct answer), orders,
+                   out, 10, 1) == -1, "map did not fail");
+    CHECK(failed_with(p, POOL_EWORKER), "not POOL_EWORKER");
+    e = pool_last_error(p);
+    CHECK(e->index == 2 && e->failed == 1 && e->signal == SIGKILL,
+          "index %ld, failed %ld, signal %d; expected 2, 1, 9", e->index,
+          e->failed, e->signal);
+    CHECK(!check_times || now() - t0 < 2.0, "the map took %.2f s: did it "
+          "wait for the mute worker's 60 s?", now() - t0);
+    CHECK(map_sqr_ok(p, 10, 0), "the pool is not usable afterwards");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
+/* Output the caller buffered before the pool forked comes out once: the
+ * pool flushes stdio before every fork(), replacements included. */
+static int
+no_repeated_output(void)
+{
+    struct pool *p;
+
+    printf("printed before the pool\n");  /* through a pipe: buffered */
+    p = make_pool((struct pool_config){.workers = 2, .maxtasks = 1});
+    CHECK(p != NULL, "no pool");
+    CHECK(map_sqr_ok(p, 6, 1), "map failed");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
 /* A worker that dies while idle, with nothing to do: join says so. */
 static int
 join_reports_death(void)
@@ -1355,6 +1414,8 @@ static const struct acceptance_case cases[] = {
     {"crash-before-receipt", crash_before_receipt},
     {"crash-while-sending", crash_while_sending},
     {"join-reports-death", join_reports_death},
+    {"mute-worker", mute_worker},
+    {"no-repeated-output", no_repeated_output},
     {"initializer-once", initializer_once},
     {"initializer-fails", initializer_fails},
     {"large-pool-200", large_pool_200},

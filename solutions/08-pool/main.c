@@ -299,7 +299,8 @@ catch_interrupt(struct pool_config *cfg)
     cfg->cancel_fd = interrupt_pipe[0];
 }
 
-/* imap_unordered's callback: print one result, as it comes. */
+/* imap_unordered's callback: print one result, as it comes. Returns 1,
+ * which stops the map, when stdout has failed (the reader has gone). */
 static int
 print_one(void *ctx, long index, const void *result)
 {
@@ -308,7 +309,7 @@ print_one(void *ctx, long index, const void *result)
 
     pids[index] = a->pid;
     printf("%lld\n", a->value);
-    return fflush(stdout) == EOF;   /* the reader has gone: stop */
+    return fflush(stdout) == EOF;
 }
 
 /* Print the results as Python prints a list: [0, 1, 4]. */
@@ -426,8 +427,10 @@ main(int argc, char **argv)
     if (out == NULL || pids == NULL)
         die("calloc");
     rc = run(&o, out, pids);
-    if (fflush(stdout) == EOF && rc == 0)
+    if (fflush(stdout) == EOF && errno != EPIPE) {
+        fprintf(stderr, "%s: stdout: %s\n", progname, strerror(errno));
         rc = 1;
+    }                           /* EPIPE: the reader left, as | head does */
     free(o.xs);
     free(out);
     free(pids);

@@ -1098,7 +1098,7 @@ deliver_unordered(struct pool *p, struct job *job,
 static int
 bury_worker(struct pool *p, struct job *job, struct worker *w)
 {
-    pid_t pid = w->pid;
+    pid_t pid = w->pid;         /* reap_worker() forgets it */
     int status;
 
     kill(pid, SIGKILL);         /* never wait for a process that may not end */
