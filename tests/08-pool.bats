@@ -167,6 +167,10 @@ squares() {
     run_case unordered-once
 }
 
+@test "imap_unordered hands over only the items that succeeded, and names the failed one" {
+    run_case unordered-errors
+}
+
 @test "imap_unordered with one worker keeps the input order" {
     run_case unordered-one-worker
 }
@@ -278,4 +282,8 @@ ok no-repeated-output"
 
 @test "a readable cancel_fd (a signal handler's self-pipe) cancels a long map at once" {
     run_case cancel-long-map
+}
+
+@test "workers ignore Ctrl-C (SIGINT to the whole group): the parent decides" {
+    run_case group-sigint
 }

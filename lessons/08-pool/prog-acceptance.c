@@ -109,6 +109,9 @@ static long init_pid;           /* getpid() when it ran */
 /* The self-pipe that a SIGALRM handler writes to (cancel case). */
 static int alarm_pipe[2] = {-1, -1};
 
+/* The parent's SIGINT handler ran (group-sigint case). */
+static volatile sig_atomic_t got_sigint;
+
 /* ---- helpers ---------------------------------------------------------- */
 
 static void
@@ -578,6 +581,45 @@ unordered_once(void)
         for (long i = 0; i < n; i++)
             CHECK(count[i] == 1 && values[i] == i * i, "item %ld: handed "
                   "over %d times, value %lld", i, count[i], values[i]);
+    }
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
+/* test_imap_unordered_handle_iterable_exception, as C has it: failed items
+ * are not handed over, every other item is, once; the call reports the
+ * failure with the lowest index. */
+static int
+unordered_errors(void)
+{
+    static unsigned char count[40];
+    static long long values[40];
+    struct order orders[40];
+    struct pool *p = make_pool((struct pool_config){.workers = 3});
+
+    CHECK(p != NULL, "no pool");
+    for (long cs = 1; cs <= 4; cs += 3) {
+        struct seen s = {.n = 40, .count = count, .values = values};
+        const struct pool_error *e;
+
+        plain_orders(orders, 40);
+        orders[21] = (struct order){21, FAIL, 21};
+        orders[6] = (struct order){6, FAIL, 6};
+        memset(count, 0, sizeof count);
+        CHECK(pool_imap_unordered(p, &POOL_FUNC(obey, struct order,
+                                                struct answer),
+                                  orders, 40, cs, note_seen, &s) == -1,
+              "imap_unordered did not fail");
+        CHECK(failed_with(p, POOL_ETASK), "not POOL_ETASK");
+        e = pool_last_error(p);
+        CHECK(e->index == 6 && e->code == 6 && e->failed == 2, "chunksize "
+              "%ld: index %ld, code %d, failed %ld; expected 6, 6, 2", cs,
+              e->index, e->code, e->failed);
+        for (long i = 0; i < 40; i++)
+            CHECK(count[i] == (i == 6 || i == 21 ? 0 : 1) &&
+                  (count[i] == 0 || values[i] == i * i), "chunksize %ld: "
+                  "item %ld handed over %d times, value %lld", cs, i,
+                  count[i], values[i]);
     }
     CHECK(finish_pool(&p) == 0, "join failed");
     return 0;
@@ -1356,6 +1398,54 @@ cancel_long_map(void)
     return 0;
 }
 
+/* SIGALRM: Ctrl-C, as the terminal sends it, to the whole group. */
+static void
+interrupt_group(int sig)
+{
+    int saved = errno;
+
+    (void)sig;
+    kill(0, SIGINT);
+    errno = saved;
+}
+
+static void
+note_sigint(int sig)
+{
+    (void)sig;
+    got_sigint = 1;
+}
+
+/* Ctrl-C reaches the workers too (the whole foreground group); they ignore
+ * it and the parent decides. This parent only notes it: the map finishes. */
+static int
+group_sigint(void)
+{
+    struct order orders[6];
+    struct answer out[6];
+    struct itimerval t = {{0, 0}, {0, 150000}};
+    struct sigaction sa;
+    struct pool *p = make_pool((struct pool_config){.workers = 3});
+
+    CHECK(p != NULL, "no pool");
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = note_sigint;
+    CHECK(sigaction(SIGINT, &sa, NULL) == 0, "sigaction");
+    sa.sa_handler = interrupt_group;
+    CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+    for (long i = 0; i < 6; i++)
+        orders[i] = (struct order){.x = i, .action = SLEEP, .arg = 400};
+    CHECK(setitimer(ITIMER_REAL, &t, NULL) == 0, "setitimer");
+    CHECK(pool_map(p, &POOL_FUNC(obey, struct order, struct answer), orders,
+                   out, 6, 1) == 0, "the map failed after SIGINT to the "
+          "group: %s", pool_last_error(p)->message);
+    CHECK(got_sigint, "SIGINT never came");
+    CHECK(squares_ok(out, 6, NULL), "wrong results");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
 /* The lifeline: workers leave when their parent dies, even by SIGKILL,
  * because their task pipes give end-of-file. */
 static int
@@ -1401,6 +1491,7 @@ static const struct acceptance_case cases[] = {
     {"functor-by-value", functor_by_value},
     {"empty-input", empty_input},
     {"unordered-once", unordered_once},
+    {"unordered-errors", unordered_errors},
     {"unordered-one-worker", unordered_one_worker},
     {"unordered-stop", unordered_stop},
     {"worker-count-validation", worker_count_validation},
@@ -1426,6 +1517,7 @@ static const struct acceptance_case cases[] = {
     {"scope-exit", scope_exit},
     {"destroy-in-child", destroy_in_child},
     {"cancel-long-map", cancel_long_map},
+    {"group-sigint", group_sigint},
     {"parent-killed", parent_killed},
 };
 
