@@ -53,9 +53,9 @@ enum action {
     SLEEP,                      /* sleep arg milliseconds, then x * x */
     CRASH,                      /* raise(SIGKILL) */
     EXIT,                       /* _exit(arg) */
-    DIE_SENDING,                /* sleep 300 ms, then arm a timer that kills
-                                 * the worker arg ms later, while it sends
-                                 * its (big) result */
+    DIE_SENDING,                /* sleep 300 ms, arm a timer that kills the
+                                 * worker arg ms later, while it sends its
+                                 * (big) result, and say so on sending_pipe */
     CLOSE_AND_HANG              /* close the worker's result pipe, then
                                  * sleep arg ms: alive, but mute */
 };
@@ -108,6 +108,10 @@ static long init_pid;           /* getpid() when it ran */
 
 /* The self-pipe that a SIGALRM handler writes to (cancel case). */
 static int alarm_pipe[2] = {-1, -1};
+
+/* A worker about to send a result it will not finish writes a byte here
+ * (crash-while-sending case); the workers inherit it. */
+static int sending_pipe[2] = {-1, -1};
 
 /* The parent's SIGINT handler ran (group-sigint case). */
 static volatile sig_atomic_t got_sigint;
@@ -289,7 +293,12 @@ obey(const void *args, const void *in, void *out)
     case SLEEP: sleep_ms(o->arg); break;
     case CRASH: raise(SIGKILL); break;
     case EXIT: _exit(o->arg);
-    case DIE_SENDING: sleep_ms(300); die_in_ms(o->arg); break;
+    case DIE_SENDING:
+        sleep_ms(300);
+        die_in_ms(o->arg);
+        if (write(sending_pipe[1], "s", 1) != 1)
+            return 1;
+        break;
     case CLOSE_AND_HANG: close_result_pipe(); sleep_ms(o->arg); break;
     }
     a->value = o->x * o->x;
@@ -423,6 +432,7 @@ struct seen {
     long stop_after;            /* each() returns 1 on this call; 0: never */
     long in_order;              /* 1 while every index came in order */
     long sleep_ms;              /* each() sleeps this long at its first call */
+    int wait_fd;                /* and first waits until this is readable */
     unsigned char *count;       /* times each index was handed over */
     long long *values;          /* the values handed over */
 };
@@ -437,7 +447,9 @@ note_seen(void *ctx, long index, const void *result)
         s->values[index] = *(const long long *)result;
     }
     s->in_order &= index == s->calls;
-    if (s->calls++ == 0 && s->sleep_ms > 0)
+    if (s->calls++ == 0 && s->wait_fd > 0)
+        poll(&(struct pollfd){.fd = s->wait_fd, .events = POLLIN}, 1, 20000);
+    if (s->calls == 1 && s->sleep_ms > 0)
         sleep_ms(s->sleep_ms);
     return s->stop_after > 0 && s->calls == s->stop_after;
 }
@@ -941,8 +953,8 @@ crash_case(enum action action, int arg, long cs, long first, long count)
     CHECK(failed_with(p, POOL_EWORKER), "not POOL_EWORKER");
     e = pool_last_error(p);
     CHECK(e->index == first && e->failed == count, "chunksize %ld: index %ld,"
-          " failed %ld; expected %ld, %ld", cs, e->index, e->failed, first,
-          count);
+          " failed %ld; expected %ld, %ld (the pool said: %s)", cs, e->index,
+          e->failed, first, count, e->message);
     CHECK(action == CRASH ? e->signal == SIGKILL : e->code == arg,
           "signal %d, code %d: not what killed the worker", e->signal,
           e->code);
@@ -994,8 +1006,8 @@ crash_before_receipt(void)
     e = pool_last_error(p);
     CHECK(e->index == 0 && e->failed == 1 && e->signal == SIGKILL &&
           e->pid == victim, "index %ld, failed %ld, signal %d, pid %ld; "
-          "expected 0, 1, 9, %ld", e->index, e->failed, e->signal,
-          (long)e->pid, (long)victim);
+          "expected 0, 1, 9, %ld (the pool said: %s)", e->index, e->failed,
+          e->signal, (long)e->pid, (long)victim, e->message);
     for (long i = 1; i < 10; i++)
         CHECK(out[i].value == i * i, "item %ld is %lld", i, out[i].value);
     CHECK(pool_worker_pid(p, 0) != victim, "the dead worker was not replaced");
@@ -1005,9 +1017,10 @@ crash_before_receipt(void)
 }
 
 /* test_crash_during_result_pickle_on_worker, as C has it: a worker dies
- * half-way through sending a result bigger than the pipe. The parent is
- * kept busy in the callback meanwhile, so the pipe is full and the worker
- * blocked in write() when its timer kills it. */
+ * half-way through sending a result bigger than the pipe. Item 0 comes
+ * back first; in its callback the parent waits until the worker of item 1
+ * says it is about to send, then stays away a second: the pipe fills, the
+ * worker blocks in write(), and its timer kills it there. */
 static int
 crash_while_sending(void)
 {
@@ -1018,11 +1031,14 @@ crash_while_sending(void)
     static struct blob_order orders[2];
     static unsigned char count[2];
     static long long values[2];
-    struct seen s = {.n = 2, .sleep_ms = 2000, .count = count,
+    struct seen s = {.n = 2, .sleep_ms = 1000, .count = count,
                      .values = values};
     const struct pool_error *e;
-    struct pool *p = make_pool((struct pool_config){.workers = 2});
+    struct pool *p;
 
+    CHECK(pipe(sending_pipe) == 0, "pipe: %s", strerror(errno));
+    s.wait_fd = sending_pipe[0];
+    p = make_pool((struct pool_config){.workers = 2});
     CHECK(p != NULL, "no pool");
     orders[0].o = (struct order){0, JUST_COMPUTE, 0};
     orders[1].o = (struct order){1, DIE_SENDING, 200};
@@ -1034,8 +1050,8 @@ crash_while_sending(void)
     CHECK(failed_with(p, POOL_EWORKER), "not POOL_EWORKER");
     e = pool_last_error(p);
     CHECK(e->index == 1 && e->failed == 1 && e->signal == SIGKILL,
-          "index %ld, failed %ld, signal %d; expected 1, 1, 9", e->index,
-          e->failed, e->signal);
+          "index %ld, failed %ld, signal %d; expected 1, 1, 9 (the pool "
+          "said: %s)", e->index, e->failed, e->signal, e->message);
     CHECK(s.calls == 1 && count[0] == 1, "item 0 was handed over %d times",
           count[0]);
     CHECK(map_sqr_ok(p, 10, 0), "the pool is not usable afterwards");
@@ -1062,8 +1078,8 @@ mute_worker(void)
     CHECK(failed_with(p, POOL_EWORKER), "not POOL_EWORKER");
     e = pool_last_error(p);
     CHECK(e->index == 2 && e->failed == 1 && e->signal == SIGKILL,
-          "index %ld, failed %ld, signal %d; expected 2, 1, 9", e->index,
-          e->failed, e->signal);
+          "index %ld, failed %ld, signal %d; expected 2, 1, 9 (the pool "
+          "said: %s)", e->index, e->failed, e->signal, e->message);
     CHECK(!check_times || now() - t0 < 2.0, "the map took %.2f s: did it "
           "wait for the mute worker's 60 s?", now() - t0);
     CHECK(map_sqr_ok(p, 10, 0), "the pool is not usable afterwards");
