@@ -155,7 +155,8 @@ parse_items(int argc, char **argv, long n, struct options *o)
     if (n >= 0 && optind < argc)
         usage_error("give -n N or numbers, not both:", argv[optind]);
     if (n < 0 && optind == argc)
-        usage_error("nothing to map: give -n N or numbers, as in", "pool 1 2 3");
+        usage_error("nothing to map: give -n N or numbers, as in",
+                    "pool 1 2 3");
     o->n = n >= 0 ? n : argc - optind;
     if ((o->xs = malloc((size_t)(o->n > 0 ? o->n : 1) * sizeof *o->xs)) == NULL)
         die("malloc");
@@ -352,6 +353,21 @@ now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* Say on stderr what made the map fail. Returns the exit status. */
+static int
+report_failure(const struct pool_error *e, long n)
+{
+    if (e->kind == POOL_ECANCELED) {
+        fprintf(stderr, "%s: interrupted: stopping the workers\n", progname);
+        return 130;             /* 128 + SIGINT, as a shell reports it */
+    }
+    fprintf(stderr, "%s: %s\n", progname, e->message);
+    if (e->failed > 1)
+        fprintf(stderr, "%s: %ld of %ld items failed\n", progname,
+                e->failed, n);
+    return 1;
+}
+
 /*
  * Run the map (or imap_unordered) on a pool made from o, print what it
  * gives. Returns the exit status.
@@ -390,19 +406,8 @@ run(struct options *o, struct answer *out, long *pids)
                 : o->unordered ? 1 : pool_default_chunksize(o->n,
                                                             pool_workers(p)),
                 count_distinct(pids, o->n), ms);
-    if (rc == -1) {
-        const struct pool_error *e = pool_last_error(p);
-
-        if (e->kind == POOL_ECANCELED)
-            fprintf(stderr, "%s: interrupted: stopping the workers\n",
-                    progname);
-        else
-            fprintf(stderr, "%s: %s\n", progname, e->message);
-        if (e->failed > 1)
-            fprintf(stderr, "%s: %ld of %ld items failed\n", progname,
-                    e->failed, o->n);
-        rc = e->kind == POOL_ECANCELED ? 130 : 1;
-    }
+    if (rc == -1)
+        rc = report_failure(pool_last_error(p), o->n);
     if (rc == 0 && pool_close(p) == 0 && pool_join(p) == -1) {
         fprintf(stderr, "%s: %s\n", progname, pool_last_error(p)->message);
         rc = 1;

@@ -43,6 +43,10 @@
  * leave maxtasks at 0. All calls on one pool come from the process and the
  * thread that created it; none of them is async-signal-safe.
  *
+ * No function here exits the program or prints: failures are described in
+ * a struct pool_error. (A worker that meets a failure inside the library
+ * itself, not in your function, prints one line on stderr as it exits.)
+ *
  * What the pool does to the process that creates it, until the last pool
  * is destroyed: it ignores SIGPIPE, so that a worker that has gone away
  * shows up as an error (EPIPE) instead of killing the program. It waits for
@@ -118,10 +122,11 @@ struct pool_config {
  * In a worker, for each item, the pool calls
  *     call(args, in, out)
  * with `in` pointing at the item's in_size bytes and `out` at out_size
- * bytes for its result, both suitably aligned for any type. call returns 0
- * when the item succeeded; any other value fails the item, and that value
- * is its error code (the pool's map does not stop: see pool_map()). A
- * failed item's result bytes are zero.
+ * bytes for its result (zeroed), each aligned as in an array that malloc()
+ * returned: right for a type whose sizeof is in_size (out_size). call
+ * returns 0 when the item succeeded; any other value fails the item, and
+ * that value is its error code (the pool's map does not stop: see
+ * pool_map()). A failed item's result bytes are zero.
  *
  * `args` and `args_size` are the bound arguments, Python's Functor(2, 3):
  * the pool copies those args_size bytes into every task it sends, so the

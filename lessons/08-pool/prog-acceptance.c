@@ -100,7 +100,7 @@ struct acceptance_case {
 static const char *case_name;   /* the case running, for messages */
 static int check_times;         /* -t */
 static int small;               /* -s */
-static struct pool *held[MAX_POOLS]; /* pools to destroy however the case ends */
+static struct pool *held[MAX_POOLS]; /* destroyed however the case ends */
 
 /* In a worker: set by the initializer. */
 static long inits;              /* times it ran in this process */
