@@ -1171,7 +1171,9 @@ receive(struct pool *p, struct job *job, struct worker *w)
         return break_pool(p);
     if (body == 0)
         return bury_worker(p, job, w);
-    /* r.h.start_ns and r.h.end_ns: when this chunk ran, for a timeline. */
+    /* r.h.start_ns and r.h.end_ns say when this chunk ran, by the one
+     * clock of every process: a timeline of the run is one line here per
+     * result, "task FIRST COUNT PID START_NS END_NS". */
     if (!w->abandoned) {
         if (r.h.failed > 0)
             note_task_failures(p, w, &r.h);
