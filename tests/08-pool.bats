@@ -15,15 +15,7 @@ ACCEPTANCE=$FORKLINGS_ROOT/$ACCEPTANCE_REL
 # Build the demo (the harness does) and the acceptance runner.
 setup_file() {
     forklings_build || return 1
-    local log=$BATS_FILE_TMPDIR/build-acceptance.log
-    if ! make --no-print-directory -s -C "$FORKLINGS_ROOT" WERROR=1 \
-        BUILD="$FORKLINGS_BUILD" "$ACCEPTANCE_REL" >"$log" 2>&1; then
-        {
-            echo "# $TREE/$LESSON/prog-acceptance.c does not compile (warnings count as errors):"
-            sed 's/^/#   /' "$log"
-        } >&3
-        return 1
-    fi
+    forklings_make "$ACCEPTANCE_REL" || return 1
 }
 
 # run_case [GUARD OPTIONS] [--hint TEXT] CASE: run one acceptance case

@@ -13,6 +13,7 @@
 #
 # Environment:
 #   TREE             lessons (default) or solutions
+#   FORKLINGS_SANITIZE=1  build with AddressSanitizer and UBSan (SANITIZE=1)
 #   FORKLINGS_BUILD  where the programs are built (build; build/sanitize)
 #   FORKLINGS_SLOW   multiply every deadline by this (sanitizers, valgrind)
 #   FORKLINGS_VALGRIND=1  run every program under valgrind, every process
@@ -22,7 +23,12 @@ bats_require_minimum_version 1.5.0
 
 FORKLINGS_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 TREE=${TREE:-lessons}
-FORKLINGS_BUILD=${FORKLINGS_BUILD:-build}
+FORKLINGS_SANITIZE=${FORKLINGS_SANITIZE:-}
+if [ "$FORKLINGS_SANITIZE" = 1 ]; then
+    FORKLINGS_BUILD=${FORKLINGS_BUILD:-build/sanitize}
+else
+    FORKLINGS_BUILD=${FORKLINGS_BUILD:-build}
+fi
 FORKLINGS_SLOW=${FORKLINGS_SLOW:-1}
 LESSON=$(basename "$BATS_TEST_FILENAME" .bats)   # e.g. 02-hello-pool
 LESSON_NN=${LESSON%%-*}                          # 02
@@ -52,15 +58,43 @@ setup_file() {
 }
 
 forklings_build() {
-    local log=$BATS_FILE_TMPDIR/build.log
+    forklings_make "$PROG_REL" build/tests/guard || return 1
+}
+
+# forklings_make TARGET...: build TARGETs with warnings as errors, with the
+# sanitizers when FORKLINGS_SANITIZE=1 (and then check that they are really
+# in: a sanitizer run of a plain build would prove nothing). On failure the
+# compiler's messages go to the test output and the function fails.
+forklings_make() {
+    local log=$BATS_FILE_TMPDIR/build.log target
     if ! make --no-print-directory -s -C "$FORKLINGS_ROOT" WERROR=1 \
-        BUILD="$FORKLINGS_BUILD" "$PROG_REL" build/tests/guard >"$log" 2>&1; then
+        SANITIZE="$FORKLINGS_SANITIZE" BUILD="$FORKLINGS_BUILD" "$@" >"$log" 2>&1; then
         {
             echo "# $TREE/$LESSON does not compile (warnings count as errors):"
             sed 's/^/#   /' "$log"
         } >&3
         return 1
     fi
+    if [ "$FORKLINGS_SANITIZE" = 1 ]; then
+        for target in "$@"; do
+            [[ $target == build/tests/* ]] && continue
+            if ! grep -qa __asan_init "$FORKLINGS_ROOT/$target"; then
+                echo "# $target was not built with AddressSanitizer" >&3
+                return 1
+            fi
+        done
+    fi
+}
+
+# without_leak_tracer: in a sanitizer build, a process that calls exit()
+# runs LeakSanitizer's check, which starts a tracer process of its own. The
+# guard counts it as one more process, and when the process is killed during
+# the check the tracer is left over as an orphan the program never forked.
+# A test that counts processes while exit() runs calls this first: it turns
+# the leak check off for that test (each bats test is its own process). The
+# valgrind stage of `make test` still checks every process for leaks.
+without_leak_tracer() {
+    [ "$FORKLINGS_SANITIZE" != 1 ] || export ASAN_OPTIONS=detect_leaks=0
 }
 
 # Multiply a deadline in seconds by FORKLINGS_SLOW.
