@@ -115,6 +115,59 @@ squares() {
         fail "expected the program to end within 3 s of Ctrl-C, it took $g_elapsed_ms ms" "$(reproduce)"
 }
 
+@test "with POOL_TRACE=FILE the parent records each chunk once, with the worker that ran it" {
+    local t=$BATS_TEST_TMPDIR/run.trace
+    POOL_TRACE=$t run_prog -j 3 -c 2 -m 2 -n 20
+    assert_status 0
+    assert_output "$(squares 20)"
+    [ -s "$t" ] || fail "POOL_TRACE=$t was set, but the run wrote no trace" "$(reproduce)" || return 1
+    # Every line is a task or a wait, with whole numbers and end >= start.
+    local bad
+    bad=$(awk '!(($1 == "task" && NF == 6 && $6 >= $5 && $6 > 0) ||
+                 ($1 == "wait" && NF == 4 && $4 >= $3 && $4 > 0))' "$t")
+    [ -z "$bad" ] || fail "lines of the trace that are neither task nor wait:" "$bad" || return 1
+    # The chunks: 0-1, 2-3, ..., 18-19, each exactly once.
+    local want got
+    want=$(for ((i = 0; i < 20; i += 2)); do echo "$i 2"; done)
+    got=$(awk '$1 == "task" { print $2, $3 }' "$t" | sort -n)
+    [ "$got" = "$want" ] ||
+        fail "expected the chunks 0 2, 2 2, ..., 18 2 once each (first count), the trace has:" \
+            "$(head -20 <<<"$got")" || return 1
+    # One parent waits; the workers are other processes, and -m 2 replaced
+    # them: 10 chunks, at most 2 each, so at least 5 pids.
+    local parents workers
+    parents=$(awk '$1 == "wait" { print $2 }' "$t" | sort -u)
+    workers=$(awk '$1 == "task" { print $4 }' "$t" | sort -u)
+    [ "$(wc -l <<<"$parents")" = 1 ] || fail "wait lines from more than one pid:" "$parents" || return 1
+    ! grep -qxF "$parents" <<<"$workers" ||
+        fail "pid $parents both waited (the parent) and ran tasks" || return 1
+    [ "$(wc -l <<<"$workers")" -ge 5 ] ||
+        fail "expected at least 5 worker pids with -m 2 (10 chunks), the trace names:" "$workers" || return 1
+    # A pool started afresh appends: the trace holds both runs.
+    POOL_TRACE=$t run_prog -j 2 -n 4
+    assert_status 0
+    [ "$(awk '$1 == "task"' "$t" | wc -l)" -gt 10 ] ||
+        fail "a second run with the same POOL_TRACE replaced the trace instead of appending" || return 1
+}
+
+@test "a POOL_TRACE file that cannot be opened fails the pool, saying so; no worker started" {
+    without_leak_tracer     # counts processes
+    POOL_TRACE=$BATS_TEST_TMPDIR/no/such/folder/run.trace run_prog -j 3 -n 5
+    assert_status 1
+    [ "$g_maxprocs" = 1 ] ||
+        fail "expected the pool to fail before it forked, saw $g_maxprocs processes at once" "$(reproduce)" || return 1
+    assert_output ""
+    assert_match '^pool: POOL_TRACE: open .*/no/such/folder/run\.trace: No such file or directory$' \
+        "$stderr" "stderr"
+}
+
+@test "workers hold no descriptor of the POOL_TRACE file, replacements included" {
+    POOL_TRACE=$BATS_TEST_TMPDIR/run.trace run_case \
+        --hint "close_parent_ends() closes each pool's trace_fd in a new worker" fd-isolation
+    [ -s "$BATS_TEST_TMPDIR/run.trace" ] ||
+        fail "the acceptance case ran with POOL_TRACE set, but no trace was written" || return 1
+}
+
 @test "with nothing to map (-n 0) prints [] and exits 0" {
     run_prog -n 0
     assert_status 0

@@ -19,7 +19,9 @@
  *   - close, join and terminate, signals blocked across fork(), and a
  *     descriptor the caller can make readable to cancel a call (lesson 07);
  *   - new here: an initializer and a handshake, worker recycling after
- *     maxtasks, imap_unordered's callback, several pools at once.
+ *     maxtasks, imap_unordered's callback, several pools at once; and with
+ *     POOL_TRACE=FILE in the environment, a timeline of the run in FILE
+ *     for `make trace` (lesson 02's format, written by the parent alone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -116,6 +118,7 @@ struct pool {
     unsigned char *codes;       /* buffer for a result's item codes (ints) */
     size_t codes_cap;           /* its size in bytes */
     struct pool_error error;    /* the last call's failure */
+    int trace_fd;               /* POOL_TRACE's file, or -1 */
     char broken_why[POOL_MESSAGE_MAX]; /* POOL_BROKEN: what broke it */
 };
 
@@ -434,7 +437,10 @@ worker_main(int task_fd, int result_fd)
 static void
 close_parent_ends(void)
 {
-    for (struct pool *p = all_pools; p != NULL; p = p->next)
+    for (struct pool *p = all_pools; p != NULL; p = p->next) {
+        if (p->trace_fd != -1 && close(p->trace_fd) == -1)
+            die_child("close");
+        p->trace_fd = -1;       /* the trace is the parent's to write */
         for (long i = 0; i < p->nworkers; i++) {
             struct worker *w = &p->workers[i];
 
@@ -443,6 +449,7 @@ close_parent_ends(void)
                 die_child("close");
             w->task_fd = w->result_fd = -1;
         }
+    }
 }
 
 /*
@@ -724,8 +731,56 @@ release_sigpipe(void)
         sigaction(SIGPIPE, &sigpipe_before, NULL);
 }
 
+/*
+ * With POOL_TRACE=FILE in the environment, open FILE to append the run's
+ * timeline to it: "task FIRST COUNT PID START_NS END_NS" for each chunk a
+ * worker ran, "wait PID START_NS END_NS" for each time the parent sat in
+ * poll(). Only the parent writes it, one write() a line. Returns the
+ * descriptor, -1 without POOL_TRACE, or -2 (POOL_ESYS in *e) when FILE
+ * cannot be opened.
+ */
+static int
+open_trace(struct pool_error *e)
+{
+    const char *path = getenv("POOL_TRACE");
+    int fd;
+
+    if (path == NULL || *path == '\0')
+        return -1;
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                   0644)) == -1) {
+        int saved = errno;
+
+        set_error(e, POOL_ESYS, -1, "POOL_TRACE: open %.*s: %s", 100, path,
+                  strerror(saved));
+        e->code = saved;
+        return -2;
+    }
+    return fd;
+}
+
+/* Append one line to the trace, if there is one. A trace is a picture,
+ * not a result: a failed write loses a line and nothing else. */
+static void
+trace_line(const struct pool *p, const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    int len;
+
+    if (p->trace_fd == -1)
+        return;
+    va_start(ap, fmt);
+    len = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (len > 0 && (size_t)len < sizeof line &&
+        write(p->trace_fd, line, (size_t)len) != len)
+        return;                 /* see above */
+}
+
 /* A new pool's memory, for c->workers empty slots, linked into all_pools.
- * Returns NULL (POOL_ESYS in *e) when memory or SIGPIPE fails. */
+ * Returns NULL (POOL_ESYS in *e) when memory, SIGPIPE or POOL_TRACE's file
+ * fails. */
 static struct pool *
 new_pool(const struct pool_config *c, struct pool_error *e)
 {
@@ -738,6 +793,13 @@ new_pool(const struct pool_config *c, struct pool_error *e)
         sys_error(e, p == NULL || p->pfds == NULL ? "calloc" : "sigaction");
         if (p != NULL)
             free(p->workers);
+        free(p);
+        return NULL;
+    }
+    if ((p->trace_fd = open_trace(e)) == -2) {
+        release_sigpipe();
+        free(p->workers);
+        free(p->pfds);
         free(p);
         return NULL;
     }
@@ -983,6 +1045,8 @@ pool_destroy(struct pool **pp)
             *link = p->next;
             break;
         }
+    if (p->trace_fd != -1)
+        close(p->trace_fd);
     release_sigpipe();
     free(p->workers);
     free(p->pfds);
@@ -1174,9 +1238,9 @@ receive(struct pool *p, struct job *job, struct worker *w)
         return break_pool(p);
     if (body == 0)
         return bury_worker(p, job, w);
-    /* r.h.start_ns and r.h.end_ns say when this chunk ran, by the one
-     * clock of every process: a timeline of the run is one line here per
-     * result, "task FIRST COUNT PID START_NS END_NS". */
+    /* When this chunk ran, by the one clock of every process. */
+    trace_line(p, "task %ld %ld %ld %lld %lld\n", r.h.first, r.h.count,
+               (long)w->pid, r.h.start_ns, r.h.end_ns);
     if (!w->abandoned) {
         if (r.h.failed > 0)
             note_task_failures(p, w, &r.h);
@@ -1243,6 +1307,7 @@ wait_results(struct pool *p, struct job *job)
 {
     nfds_t n = (nfds_t)p->nworkers;
     long busy = 0;
+    long long waited;
 
     for (long i = 0; i < p->nworkers; i++) {
         busy += p->workers[i].count > 0;
@@ -1261,11 +1326,13 @@ wait_results(struct pool *p, struct job *job)
     if (p->cfg.cancel_fd > 0)
         p->pfds[n++] = (struct pollfd){.fd = p->cfg.cancel_fd,
                                        .events = POLLIN};
+    waited = now_ns();
     while (poll(p->pfds, n, -1) == -1)
         if (errno != EINTR) {
             sys_error(&p->error, "poll");
             return break_pool(p);
         }
+    trace_line(p, "wait %ld %lld %lld\n", (long)getpid(), waited, now_ns());
     if (n > (nfds_t)p->nworkers && p->pfds[p->nworkers].revents != 0) {
         set_error(&p->error, POOL_ECANCELED, -1, "cancelled: descriptor %d "
                   "became readable", p->cfg.cancel_fd);
