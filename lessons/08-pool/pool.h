@@ -57,6 +57,13 @@
  * only see end-of-file once those copies are closed too: in such a child,
  * call pool_destroy() on the copy (it then only closes and frees).
  *
+ * A timeline of the run: with POOL_TRACE=FILE in the environment when
+ * pool_create() runs, the parent appends to FILE one line per chunk,
+ * "task FIRST COUNT PID START_NS END_NS", and one per wait in poll(),
+ * "wait PID START_NS END_NS" (CLOCK_MONOTONIC nanoseconds, one clock for
+ * every process); `make trace L=08` draws them. If FILE cannot be opened,
+ * pool_create() fails. Workers hold no descriptor of it.
+ *
  * What a worker is: a child forked by pool_create(), that reads tasks from
  * a pipe of its own and writes results to another pipe of its own, so no
  * lock is shared between processes (a worker killed while holding one
