@@ -83,6 +83,17 @@ trace_02() {
     [ -s "$FORKLINGS_ROOT/build/trace/02-hello-pool.svg" ]
 }
 
+@test "make trace draws the capstone's run, each replaced worker in a lane of its own" {
+    run_guarded --cap 200 --deadline 60 -- make --no-print-directory -C "$FORKLINGS_ROOT" \
+        trace L=08 TREE=solutions ARGS='-j 3 -c 4 -d 5 -m 2 -n 36'
+    assert_status 0
+    # 9 chunks, at most 2 per worker process: at least 5 processes ran them.
+    [ "$(grep -c '^worker ' <<<"$output")" -ge 5 ] ||
+        fail "expected at least 5 worker lanes (-m 2, 9 chunks):" "$output"
+    grep -q '^parent ' <<<"$output" || fail "no parent lane:" "$output"
+    [ -s "$FORKLINGS_ROOT/build/trace/08-pool.svg" ] || fail "no build/trace/08-pool.svg"
+}
+
 @test "trace rejects bad arguments with one line and status 2" {
     run_guarded -- "$FORKLINGS_ROOT/build/tools/trace"
     assert_status 2
@@ -108,4 +119,7 @@ trace_02() {
         xmllint --noout "$svg" || fail "results.svg is not well-formed XML"
     fi
     [ "$(grep -c '<rect x="380"' "$svg")" -ge 7 ] || fail "expected a bar per case in results.svg"
+    # One verdict per target, from the medians.
+    [ "$(grep -cE '^- .*: (n/a \(no python3\)|[0-9.]+ \(target [<>]= [0-9.]+\): (met|MISSED))$' "$md")" = 5 ] ||
+        fail "expected 5 target lines (met, MISSED or n/a) in results.md:" "$(cat "$md")"
 }
