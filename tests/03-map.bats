@@ -244,6 +244,131 @@ look_into_workers() {
         "to reproduce:  $PROG_REL -j 4 -c 1 -d 300 64, and ls -l /proc/PID/fd of a worker"
 }
 
+# --- make trace: with POOL_TRACE=FILE the pool records its run (trace.h) ----
+
+# trace_problems FILE N: what is wrong with FILE as the trace of a map over
+# 0..N-1, one problem a line, nothing when all is well: a line that is
+# neither "task INDEX COUNT PID START END" nor "wait PID START END"; an end
+# before its start; items not covered exactly once by the chunks; a worker
+# in two chunks at once; waits of the parent that overlap.
+trace_problems() {
+    awk -v n="$2" '
+        function bad(msg) { if (shown++ < 8) print "  " msg }
+        function overlap(s1, e1, s2, e2) { return s1 < e2 && s2 < e1 }
+        /^task [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$/ {
+            if ($6 < $5) bad("line " NR ": ends before it starts: " $0)
+            for (i = $2; i < $2 + $3; i++) covered[i]++
+            for (k = 1; k <= nt; k++)
+                if (tpid[k] == $4 && overlap(ts[k], te[k], $5, $6))
+                    bad("worker " $4 " ran two chunks at once: items " tfirst[k] " and " $2)
+            nt++; tpid[nt] = $4; ts[nt] = $5; te[nt] = $6; tfirst[nt] = $2
+            next
+        }
+        /^wait [0-9]+ [0-9]+ [0-9]+$/ {
+            if ($4 < $3) bad("line " NR ": ends before it starts: " $0)
+            for (k = 1; k <= nw; k++)
+                if (overlap(ws[k], we[k], $3, $4)) bad("two waits overlap: " $0)
+            nw++; ws[nw] = $3; we[nw] = $4
+            next
+        }
+        { bad("line " NR " is neither a task nor a wait line: " $0) }
+        END {
+            for (i = 0; i < n; i++)
+                if (covered[i] != 1) bad("item " i " is in " covered[i] + 0 " chunks, not 1")
+            for (i in covered)
+                if (i + 0 >= n) bad("item " i " is in a chunk, but N is " n)
+        }' "$1"
+}
+
+# trace_fail MESSAGE...: fail, showing the trace and how to make it again.
+trace_fail() {
+    fail "$@" "the trace ($trace):" "$(head -20 "$trace" 2>/dev/null)" \
+        "to reproduce:  POOL_TRACE=/tmp/t $PROG_REL $trace_args; cat /tmp/t" \
+        "hint: the trace calls are given code in pool.c (read_task() and" \
+        "      collect_results()) and trace.c: restore them if you changed them."
+}
+
+@test "with POOL_TRACE, records one task line per chunk, the chunks covering 0..N-1 once" {
+    local case j c n want problems trace trace_args
+    export POOL_TRACE=$BATS_TEST_TMPDIR/run.trace
+    trace=$POOL_TRACE
+    for case in "3 4 30 8" "2 1 9 9" "4 5 5 1" "2 default 50 8"; do
+        read -r j c n want <<<"$case"
+        trace_args="-v -j $j$([ "$c" = default ] || echo " -c $c") -d 3 $n"
+        rm -f "$trace"
+        # shellcheck disable=SC2086 # split args on purpose
+        run_prog $trace_args
+        assert_status 0
+        assert_list "$(squares "$n")"
+        [ -f "$trace" ] || trace_fail "no trace file: POOL_TRACE names one, the pool must write it" || return 1
+        [ "$(grep -c '^task ' "$trace")" = "$want" ] && [ "$(v_field records)" = "$want" ] ||
+            trace_fail "expected $want task lines, one per task record sent (-v said:" \
+                "$stderr), found $(grep -c '^task ' "$trace")" || return 1
+        problems=$(trace_problems "$trace" "$n")
+        [ -z "$problems" ] || trace_fail "the trace is wrong:" "$problems" || return 1
+    done
+}
+
+# trace_pids ARGS...: run the program with ARGS and POOL_TRACE set, through
+# a shell that writes down its own pid and then becomes the program (exec
+# keeps the pid), so that the parent's pid is known. Sets trace, trace_args
+# and parent. Not under valgrind: the shell is not the program.
+trace_pids() {
+    local pidfile=$BATS_TEST_TMPDIR/pid
+    trace=$BATS_TEST_TMPDIR/run.trace
+    trace_args=$*
+    rm -f "$trace" "$pidfile"
+    # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+    run_guarded -- env POOL_TRACE="$trace" bash -c 'echo $$ >"$0" && exec "$@"' \
+        "$pidfile" "$PROG" "$@"
+    assert_status 0
+    parent=$(cat "$pidfile")
+}
+
+@test "the trace's tasks come from the workers, each in turn, its waits from the parent" {
+    local trace trace_args parent problems workers waits
+    trace_pids -j 3 -c 2 -d 5 24
+    assert_list "$(squares 24)"
+    problems=$(trace_problems "$trace" 24)
+    [ -z "$problems" ] || trace_fail "the trace is wrong:" "$problems" || return 1
+    [ "$(grep -c '^task ' "$trace")" = 12 ] ||
+        trace_fail "expected 12 task lines (24 items, chunksize 2)" || return 1
+    ! awk -v p="$parent" '$1 == "task" && $4 == p { found = 1 } END { exit !found }' "$trace" ||
+        trace_fail "a task line carries the parent's pid ($parent): a task line is" \
+            "written by the worker that ran the chunk" || return 1
+    workers=$(awk '$1 == "task" { print $4 }' "$trace" | sort -u | wc -l)
+    [ "$workers" = 3 ] ||
+        trace_fail "expected the tasks of 3 workers (each gets a chunk at the start), found $workers" || return 1
+    waits=$(grep -c '^wait ' "$trace")
+    [ "$waits" -ge 1 ] && [ "$waits" -le 12 ] ||
+        trace_fail "expected 1 to 12 wait lines (at most one per chunk), found $waits" || return 1
+    awk -v p="$parent" '$1 == "wait" && $2 != p { exit 1 }' "$trace" ||
+        trace_fail "a wait line does not carry the parent's pid ($parent)"
+}
+
+@test "writes no trace without POOL_TRACE, or with it empty" {
+    local dir=$BATS_TEST_TMPDIR/cwd
+    mkdir -p "$dir"
+    cd "$dir" || return 1
+    unset POOL_TRACE
+    run_prog -j 2 -c 1 -d 2 6
+    assert_status 0
+    assert_output "[0, 1, 4, 9, 16, 25]"
+    POOL_TRACE="" run_prog -j 2 -c 1 -d 2 6
+    assert_status 0
+    assert_output "[0, 1, 4, 9, 16, 25]"
+    [ -z "$(ls -A "$dir")" ] || fail "expected no file, found:" "$(ls -A "$dir")" "$(reproduce)"
+}
+
+@test "a POOL_TRACE file that cannot be made ends the program with status 1 and one line" {
+    local bad=$BATS_TEST_TMPDIR/no/such/folder/run.trace
+    POOL_TRACE=$bad run_prog -j 2 5
+    assert_status 1
+    [ ${#stderr_lines[@]} = 1 ] && [[ ${stderr_lines[0]} == "map: POOL_TRACE=$bad: "* ]] ||
+        fail "expected one line on stderr, 'map: POOL_TRACE=$bad: ...', got:" "$stderr" "$(reproduce)"
+    [ -z "$output" ] || fail "expected nothing on stdout, got:" "$output" "$(reproduce)"
+}
+
 @test "prints the same list when stdout is a file" {
     run_prog --stdout-file -j 2 -c 3 25
     assert_status 0

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "pool.h"
+#include "trace.h"
 
 /* Bytes in a record of `count` values, header included. */
 #define RECORD_SIZE(count) (sizeof(struct record) + \
@@ -146,11 +147,18 @@ writen(int fd, const void *buf, size_t n)
 
 /* ---- the worker ------------------------------------------------------- */
 
+/* The chunk a worker has in hand, for make trace (see trace.h). */
+static long chunk_first;        /* its first item */
+static long chunk_count;        /* how many items; 0 before the first */
+static long long chunk_start;   /* when its task record had been read */
+
 /*
  * Read one task record from fd into *rec, growing *rec (which holds *cap
  * values) when the record is bigger. Returns 1 for a record, 0 for
  * end-of-file before its first byte (no more work). A record cut short or a
- * read error ends the worker.
+ * read error ends the worker. For make trace, it also records the chunk the
+ * worker had in hand: a worker asks for the next task only once it has sent
+ * the last result, so that chunk's work ends here.
  */
 static int
 read_task(int fd, struct record **rec, long *cap)
@@ -158,6 +166,8 @@ read_task(int fd, struct record **rec, long *cap)
     struct record head;
     ssize_t got;
 
+    if (chunk_count > 0)
+        trace_task(chunk_first, chunk_count, chunk_start, trace_now());
     errno = 0;
     got = readn(fd, &head, sizeof head);
     if (got == 0)
@@ -177,6 +187,9 @@ read_task(int fd, struct record **rec, long *cap)
     got = readn(fd, (*rec)->values, (size_t)head.count * sizeof(long long));
     if (got != (ssize_t)((size_t)head.count * sizeof(long long)))
         die_child("read task");
+    chunk_first = head.first;
+    chunk_count = head.count;
+    chunk_start = trace_now();
     return 1;
 }
 
@@ -269,6 +282,7 @@ pool_start(struct pool *p, long nworkers)
         die("sigaction");
     live_pool = p;
     parent_pid = getpid();
+    trace_open(progname);       /* before the forks: every worker inherits it */
     for (long w = 0; w < nworkers; w++)
         start_worker(p, w);
 }
@@ -405,6 +419,7 @@ static long
 collect_results(struct pool *p, long long *out)
 {
     long busy = 0, items = 0;
+    long long waited;
 
     for (long w = 0; w < p->nworkers; w++) {
         struct worker *wk = &p->workers[w];
@@ -415,9 +430,11 @@ collect_results(struct pool *p, long long *out)
     }
     if (busy == 0)              /* poll() would wait for ever */
         fail("no worker holds a chunk, yet results are missing");
+    waited = trace_now();
     while (poll(p->pfds, (nfds_t)p->nworkers, -1) == -1)
         if (errno != EINTR)
             die("poll");
+    trace_wait(waited, trace_now());    /* for make trace; see trace.h */
     for (long w = 0; w < p->nworkers; w++) {
         long got;
 

@@ -69,7 +69,8 @@ long default_chunksize(long n, long nworkers);
  * Start nworkers (1 to POOL_MAX_WORKERS) worker processes, each waiting for
  * task records on its own pipe. The parent ignores SIGPIPE until
  * pool_stop(), so that a worker gone away shows up as EPIPE from write(),
- * not as the parent's death. Exits the program on failure.
+ * not as the parent's death. With POOL_TRACE set, the pool records its run
+ * for make trace (trace.h). Exits the program on failure.
  */
 void pool_start(struct pool *p, long nworkers);
 
