@@ -92,6 +92,24 @@ trace_02() {
         fail "expected at least 5 worker lanes (-m 2, 9 chunks):" "$output"
     grep -q '^parent ' <<<"$output" || fail "no parent lane:" "$output"
     [ -s "$FORKLINGS_ROOT/build/trace/08-pool.svg" ] || fail "no build/trace/08-pool.svg"
+    # The heading counts tasks, not the parent's many waits.
+    local tasks
+    tasks=$(grep -c '^task ' "$FORKLINGS_ROOT/build/trace/08-pool.trace")
+    grep -q ">$tasks tasks, " "$FORKLINGS_ROOT/build/trace/08-pool.svg" ||
+        fail "the SVG heading should say $tasks tasks:" \
+            "$(grep -o '>[0-9]* tasks, [^<]*' "$FORKLINGS_ROOT/build/trace/08-pool.svg")"
+}
+
+@test "make trace with no ARGS draws lessons 03 and 08 with their telling defaults" {
+    local l lanes
+    for l in 03 08; do
+        run_guarded --cap 200 --deadline 60 -- make --no-print-directory -C "$FORKLINGS_ROOT" \
+            trace L=$l TREE=solutions
+        assert_status 0
+        lanes=$(grep -c '^worker ' <<<"$output")
+        [ "$lanes" -ge 4 ] || fail "lesson $l: expected at least 4 worker lanes:" "$output"
+        grep -q '^parent ' <<<"$output" || fail "lesson $l: no parent lane:" "$output"
+    done
 }
 
 @test "trace rejects bad arguments with one line and status 2" {

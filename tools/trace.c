@@ -173,9 +173,12 @@ write_svg(const struct run *r, const char *path)
     double height = top + lanes * lane_h + 50;
     double span = (double)(r->t1 - r->t0) / 1e6, step = tick_step(span, 10);
     FILE *f = fopen(path, "w");
+    size_t tasks = 0;
 
     if (f == NULL)
         die(path);
+    for (size_t i = 0; i < r->n; i++)
+        tasks += r->ev[i].first >= 0;       /* waits are not tasks */
     if (span <= 0)
         span = 1e-3;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -186,7 +189,7 @@ write_svg(const struct run *r, const char *path)
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
                "<text x=\"%.0f\" y=\"22\" font-size=\"15\">%zu tasks, %d "
                "workers, %.3f ms</text>\n",
-            left, r->n - (r->parent != 0), r->nlanes, span);
+            left, tasks, r->nlanes, span);
     for (int l = 0; l < lanes; l++) {
         double y = top + l * lane_h;
 
@@ -214,8 +217,9 @@ write_svg(const struct run *r, const char *path)
                        "fill=\"#dddddd\" stroke=\"#999999\"><title>parent "
                        "waiting, %.3f ms</title></rect>\n",
                     x, y, w, lane_h - 6, (e->end - e->start) / 1e6);
-            fprintf(f, "<text x=\"%.2f\" y=\"%.1f\" fill=\"#555555\">waiting"
-                       "</text>\n", x + 4, y + 14);
+            if (w >= 60)        /* a label only where it fits */
+                fprintf(f, "<text x=\"%.2f\" y=\"%.1f\" fill=\"#555555\">"
+                           "waiting</text>\n", x + 4, y + 14);
             continue;
         }
         label(e, text, sizeof text);
