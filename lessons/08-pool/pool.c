@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,8 +45,9 @@
 
 /*
  * A task record: this header (in a union, so that what follows is aligned
- * for any type), then args_size bytes of bound arguments, then count input
- * items of in_size bytes. One write() from the parent.
+ * for any type), then args_size bytes of bound arguments, padded to
+ * ARGS_ROOM(args_size) so that the items after them are aligned too, then
+ * count input items of in_size bytes. One writev() from the parent.
  */
 struct task_head {
     int (*call)(const void *args, const void *in, void *out); /* the function */
@@ -60,6 +62,10 @@ union task_block {
     struct task_head h;         /* the header */
     max_align_t align;          /* makes sizeof a multiple of any alignment */
 };
+
+/* The bytes the bound arguments take in a task record, padding included. */
+#define ARGS_ROOM(n) \
+    (((n) + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t))
 
 /*
  * A result record: this header, then count results of out_size bytes; and
@@ -111,8 +117,6 @@ struct pool {
     long nworkers;              /* slots in workers[] */
     struct worker *workers;     /* one per slot */
     struct pollfd *pfds;        /* the poll() set: a slot each, + cancel_fd */
-    unsigned char *task;        /* buffer for one task record */
-    size_t task_cap;            /* its size in bytes */
     unsigned char *scratch;     /* buffer for results not stored in place */
     size_t scratch_cap;         /* its size in bytes */
     unsigned char *codes;       /* buffer for a result's item codes (ints) */
@@ -248,6 +252,38 @@ readn(int fd, void *buf, size_t n)
 }
 
 /*
+ * readn() for several buffers: fill iov[0], then iov[1], ..., from fd,
+ * unless end-of-file comes first, with as few read system calls as the
+ * pipe allows (one, when all the bytes are there). Changes iov. Returns the
+ * bytes read, fewer at end-of-file; or -1 with errno set on an error.
+ */
+static ssize_t
+readvn(int fd, struct iovec *iov, int iovcnt)
+{
+    size_t done = 0;
+
+    while (iovcnt > 0) {
+        ssize_t got = readv(fd, iov, iovcnt);
+
+        if (got == 0)
+            break;
+        if (got == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)got;
+        for (; iovcnt > 0 && (size_t)got >= iov->iov_len; iov++, iovcnt--)
+            got -= (ssize_t)iov->iov_len;   /* this buffer is full */
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + got;
+            iov->iov_len -= (size_t)got;
+        }
+    }
+    return (ssize_t)done;
+}
+
+/*
  * Write all n bytes of buf to fd. Retries writes interrupted by a signal and
  * carries on after short writes. Returns n, or -1 with errno set.
  */
@@ -267,6 +303,33 @@ writen(int fd, const void *buf, size_t n)
         done += (size_t)put;
     }
     return (ssize_t)n;
+}
+
+/* writen() for several buffers, gathered into one record: one system call
+ * when the pipe takes it all. Changes iov. Returns the bytes written, or -1
+ * with errno set. */
+static ssize_t
+writevn(int fd, struct iovec *iov, int iovcnt)
+{
+    size_t done = 0;
+
+    while (iovcnt > 0) {
+        ssize_t put = writev(fd, iov, iovcnt);
+
+        if (put == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)put;
+        for (; iovcnt > 0 && (size_t)put >= iov->iov_len; iov++, iovcnt--)
+            put -= (ssize_t)iov->iov_len;   /* this buffer went whole */
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + put;
+            iov->iov_len -= (size_t)put;
+        }
+    }
+    return (ssize_t)done;
 }
 
 /* Grow *buf (of *cap bytes) to hold at least need bytes, and at least 1.
@@ -311,10 +374,8 @@ nap_ms(long ms)
 
 /* A worker's buffers: grown as records need, never shrunk. */
 struct worker_buffers {
-    unsigned char *args;        /* bound arguments of the current task */
-    size_t args_cap;
-    unsigned char *in;          /* its input items */
-    size_t in_cap;
+    unsigned char *task;        /* the current task record, whole */
+    size_t task_cap;
     unsigned char *out;         /* a result_block, then the results */
     size_t out_cap;
     unsigned char *codes;       /* each item's code (ints), when one failed */
@@ -335,33 +396,48 @@ die_child(const char *what)
 }
 
 /*
- * Read one task record from fd: its header into *h, its bound arguments
- * and items into b. Returns 1 for a task, 0 for end-of-file before its
- * first byte (no more work). Anything else ends the worker.
+ * Read one task record from fd into b->task: its header into *h too.
+ * Returns 1 for a task, 0 for end-of-file before its first byte (no more
+ * work). Anything else ends the worker.
+ *
+ * The parent sends a task only to a worker that holds none, so the pipe
+ * never holds more than this one record: the first read() may ask for as
+ * much as the buffer holds, and it takes a small record whole, in one
+ * system call instead of one for the header and one for the rest.
  */
 static int
 read_task(int fd, struct task_head *h, struct worker_buffers *b)
 {
-    union task_block t;
     ssize_t got;
-    size_t in_bytes, out_bytes;
+    size_t have, size, out_bytes;
 
-    errno = 0;
-    if ((got = readn(fd, &t, sizeof t)) == 0)
+    if (grow(&b->task, &b->task_cap, 4096) == -1)
+        die_child("realloc");
+    while ((got = read(fd, b->task, b->task_cap)) == -1 && errno == EINTR)
+        continue;
+    if (got == 0)
         return 0;
-    if (got != (ssize_t)sizeof t || t.h.count < 1)
+    have = got > 0 ? (size_t)got : 0;
+    errno = 0;
+    if (got == -1 || (have < sizeof(union task_block) &&
+                      readn(fd, b->task + have, sizeof(union task_block) -
+                                                    have) !=
+                          (ssize_t)(sizeof(union task_block) - have)))
         die_child("read task");
-    *h = t.h;
-    in_bytes = (size_t)h->count * h->in_size;
+    memcpy(h, b->task, sizeof *h);
+    if (h->count < 1)
+        die_child("read task");
+    have = have > sizeof(union task_block) ? have : sizeof(union task_block);
+    size = sizeof(union task_block) + ARGS_ROOM(h->args_size) +
+           (size_t)h->count * h->in_size;
     out_bytes = sizeof(union result_block) + (size_t)h->count * h->out_size;
-    if (grow(&b->args, &b->args_cap, h->args_size) == -1 ||
-        grow(&b->in, &b->in_cap, in_bytes) == -1 ||
+    if (grow(&b->task, &b->task_cap, size) == -1 ||
         grow(&b->out, &b->out_cap, out_bytes) == -1 ||
         grow(&b->codes, &b->codes_cap, (size_t)h->count * sizeof(int)) == -1)
         die_child("realloc");
     errno = 0;
-    if (readn(fd, b->args, h->args_size) != (ssize_t)h->args_size ||
-        readn(fd, b->in, in_bytes) != (ssize_t)in_bytes)
+    if (have < size &&
+        readn(fd, b->task + have, size - have) != (ssize_t)(size - have))
         die_child("read task");
     return 1;
 }
@@ -376,7 +452,8 @@ run_task(const struct task_head *h, struct worker_buffers *b)
 {
     struct result_head *r = &((union result_block *)b->out)->h;
     unsigned char *results = b->out + sizeof(union result_block);
-    const void *args = h->args_size > 0 ? b->args : NULL;
+    const unsigned char *args = b->task + sizeof(union task_block);
+    const unsigned char *in = args + ARGS_ROOM(h->args_size);
     int *codes = (int *)b->codes;
 
     memset(b->out, 0, sizeof(union result_block));  /* no uninitialised */
@@ -386,7 +463,8 @@ run_task(const struct task_head *h, struct worker_buffers *b)
     memset(results, 0, (size_t)h->count * h->out_size);    /* no stale or */
     for (long i = 0; i < h->count; i++) {                  /* unset bytes */
         unsigned char *out = results + (size_t)i * h->out_size;
-        int code = h->call(args, b->in + (size_t)i * h->in_size, out);
+        int code = h->call(h->args_size > 0 ? args : NULL,
+                           in + (size_t)i * h->in_size, out);
 
         if (code == 0)
             continue;
@@ -407,7 +485,7 @@ run_task(const struct task_head *h, struct worker_buffers *b)
 static _Noreturn void
 worker_main(int task_fd, int result_fd)
 {
-    struct worker_buffers b = {NULL, 0, NULL, 0, NULL, 0, NULL, 0};
+    struct worker_buffers b = {NULL, 0, NULL, 0, NULL, 0};
     struct task_head h;
 
     while (read_task(task_fd, &h, &b) == 1) {
@@ -422,8 +500,7 @@ worker_main(int task_fd, int result_fd)
              writen(result_fd, b.codes, (size_t)h.count * sizeof(int)) == -1))
             die_child("write result");
     }
-    free(b.args);
-    free(b.in);
+    free(b.task);
     free(b.out);
     free(b.codes);
     fflush(NULL);
@@ -1050,7 +1127,6 @@ pool_destroy(struct pool **pp)
     release_sigpipe();
     free(p->workers);
     free(p->pfds);
-    free(p->task);
     free(p->scratch);
     free(p->codes);
     free(p);
@@ -1178,32 +1254,36 @@ bury_worker(struct pool *p, struct job *job, struct worker *w)
 }
 
 /*
- * Read the rest of a result whose header h has arrived from worker w: the
- * results (for a map, straight into the caller's array; else into
- * p->scratch), and the item codes into p->codes when some failed. Sets
- * *results to where the results are. Returns 1 when it all came; 0 when
- * the record was cut short (the worker died while sending it); -1 on a
- * read error (POOL_ESYS).
+ * Where the results of worker w's chunk go, bytes of them: for a map,
+ * straight into the caller's array; else into p->scratch. Sets *results.
+ * Returns 0, or -1 when memory fails (POOL_ESYS).
  */
 static int
-read_result_body(struct pool *p, struct job *job, struct worker *w,
-                 const struct result_head *h, unsigned char **results)
+results_place(struct pool *p, struct job *job, struct worker *w,
+              size_t bytes, unsigned char **results)
 {
-    size_t bytes = (size_t)h->count * w->out_size;
+    if (job->ordered && !w->abandoned && bytes > 0) {
+        *results = job->out + (size_t)w->first * w->out_size;
+        return 0;
+    }
+    if (grow(&p->scratch, &p->scratch_cap, bytes) == -1)
+        return sys_error(&p->error, "realloc");
+    *results = p->scratch;
+    return 0;
+}
+
+/*
+ * Read the item codes that follow a result whose header h says some items
+ * failed, into p->codes. Returns 1 when they all came; 0 when the record
+ * was cut short (the worker died while sending it); -1 on an error
+ * (POOL_ESYS).
+ */
+static int
+read_codes(struct pool *p, struct worker *w, const struct result_head *h)
+{
     size_t code_bytes = (size_t)h->count * sizeof(int);
     ssize_t got;
 
-    if (job->ordered && !w->abandoned && bytes > 0) {
-        *results = job->out + (size_t)h->first * w->out_size;
-    } else {
-        if (grow(&p->scratch, &p->scratch_cap, bytes) == -1)
-            return sys_error(&p->error, "realloc");
-        *results = p->scratch;
-    }
-    if ((got = readn(w->result_fd, *results, bytes)) != (ssize_t)bytes)
-        return got == -1 ? sys_error(&p->error, "read result") : 0;
-    if (h->failed == 0)
-        return 1;
     if (grow(&p->codes, &p->codes_cap, code_bytes) == -1)
         return sys_error(&p->error, "realloc");
     if ((got = readn(w->result_fd, p->codes, code_bytes)) !=
@@ -1224,20 +1304,24 @@ receive(struct pool *p, struct job *job, struct worker *w)
 {
     union result_block r;
     unsigned char *results;
-    ssize_t got = readn(w->result_fd, &r, sizeof r);
-    int body;
+    size_t bytes = (size_t)w->count * w->out_size;
+    struct iovec iov[2];
+    ssize_t got;
+    int codes;
 
-    if (got == -1) {
-        sys_error(&p->error, "read result");
+    if (results_place(p, job, w, bytes, &results) == -1)
         return break_pool(p);
+    iov[0] = (struct iovec){.iov_base = &r, .iov_len = sizeof r};
+    iov[1] = (struct iovec){.iov_base = results, .iov_len = bytes};
+    if ((got = readvn(w->result_fd, iov, 2)) == -1) {   /* header and */
+        sys_error(&p->error, "read result");    /* results, one system */
+        return break_pool(p);                   /* call when all are in */
     }
-    if (got != (ssize_t)sizeof r || r.h.first != w->first ||
+    if (got != (ssize_t)(sizeof r + bytes) || r.h.first != w->first ||
         r.h.count != w->count || r.h.failed < 0 || r.h.failed > r.h.count)
-        return bury_worker(p, job, w);
-    if ((body = read_result_body(p, job, w, &r.h, &results)) == -1)
-        return break_pool(p);
-    if (body == 0)
-        return bury_worker(p, job, w);
+        return bury_worker(p, job, w);  /* cut short, or not its chunk */
+    if (r.h.failed > 0 && (codes = read_codes(p, w, &r.h)) != 1)
+        return codes == -1 ? break_pool(p) : bury_worker(p, job, w);
     /* When this chunk ran, by the one clock of every process. */
     trace_line(p, "task %ld %ld %ld %lld %lld\n", r.h.first, r.h.count,
                (long)w->pid, r.h.start_ns, r.h.end_ns);
@@ -1262,32 +1346,29 @@ receive(struct pool *p, struct job *job, struct worker *w)
 static int
 send_chunk(struct pool *p, struct job *job, struct worker *w)
 {
+    static const unsigned char padding[sizeof(max_align_t)];
     const struct pool_func *f = job->f;
     long count = job->n - job->sent < job->chunksize ? job->n - job->sent
                                                      : job->chunksize;
-    size_t in_bytes = (size_t)count * f->in_size;
-    size_t size = sizeof(union task_block) + f->args_size + in_bytes;
     union task_block head;
+    struct iovec iov[] = {                  /* the record, gathered from */
+        {&head, sizeof head},               /* where its parts are: no copy */
+        {(void *)f->args, f->args_size},
+        {(void *)padding, ARGS_ROOM(f->args_size) - f->args_size},
+        {(void *)(job->in + (size_t)job->sent * f->in_size),
+         (size_t)count * f->in_size},
+    };
 
-    if (grow(&p->task, &p->task_cap, size) == -1) {
-        sys_error(&p->error, "realloc");
-        return break_pool(p);
-    }
     memset(&head, 0, sizeof head);      /* no uninitialised padding sent */
     head.h = (struct task_head){.call = f->call, .first = job->sent,
                                 .count = count, .args_size = f->args_size,
                                 .in_size = f->in_size,
                                 .out_size = f->out_size};
-    memcpy(p->task, &head, sizeof head);
-    if (f->args_size > 0)
-        memcpy(p->task + sizeof head, f->args, f->args_size);
-    memcpy(p->task + sizeof head + f->args_size,
-           job->in + (size_t)job->sent * f->in_size, in_bytes);
     w->first = job->sent;       /* w holds the chunk from now on, so that */
     w->count = count;           /* a failed write fails just this chunk */
     w->out_size = f->out_size;
     job->sent += count;
-    if (writen(w->task_fd, p->task, size) == -1) {
+    if (writevn(w->task_fd, iov, 4) == -1) {
         if (errno == EPIPE)
             return bury_worker(p, job, w);  /* it has gone */
         sys_error(&p->error, "write task");
@@ -1326,13 +1407,15 @@ wait_results(struct pool *p, struct job *job)
     if (p->cfg.cancel_fd > 0)
         p->pfds[n++] = (struct pollfd){.fd = p->cfg.cancel_fd,
                                        .events = POLLIN};
-    waited = now_ns();
+    waited = p->trace_fd != -1 ? now_ns() : 0;
     while (poll(p->pfds, n, -1) == -1)
         if (errno != EINTR) {
             sys_error(&p->error, "poll");
             return break_pool(p);
         }
-    trace_line(p, "wait %ld %lld %lld\n", (long)getpid(), waited, now_ns());
+    if (p->trace_fd != -1)      /* no system call for a trace not asked for */
+        trace_line(p, "wait %ld %lld %lld\n", (long)p->owner, waited,
+                   now_ns());
     if (n > (nfds_t)p->nworkers && p->pfds[p->nworkers].revents != 0) {
         set_error(&p->error, POOL_ECANCELED, -1, "cancelled: descriptor %d "
                   "became readable", p->cfg.cancel_fd);
