@@ -19,9 +19,7 @@ COPY=$BATS_FILE_TMPDIR/repo
 # the READMEs show print what they show.
 setup_file() {
     make --no-print-directory -s -C "$FORKLINGS_ROOT" build/tests/guard || return 1
-    mkdir -p "$COPY"
-    (cd "$FORKLINGS_ROOT" && git ls-files -co --exclude-standard -z |
-        xargs -0 tar -cf - --) | tar -xf - -C "$COPY"
+    copy_worktree "$COPY"
     local d
     for d in "$COPY"/solutions/*/; do
         cp "$d"*.c "$d"*.h "$COPY/lessons/$(basename "$d")/" 2>/dev/null || true

@@ -15,10 +15,7 @@ COPY=$BATS_FILE_TMPDIR/repo
 # a git repository of its own so that reset has a starter to restore.
 setup_file() {
     make --no-print-directory -s -C "$FORKLINGS_ROOT" build/tests/guard || return 1
-    mkdir -p "$COPY"
-    (cd "$FORKLINGS_ROOT" && git ls-files -co --exclude-standard |
-        grep -vE '^(lessons/|solutions/|tests/)(0[3-9]|[1-9][0-9])-' |
-        tr '\n' '\0' | xargs -0 tar -cf - --) | tar -xf - -C "$COPY"
+    copy_worktree "$COPY" '^(lessons/|solutions/|tests/)(0[3-9]|[1-9][0-9])-'
     (cd "$COPY" && git init -q && git add -A &&
         git -c user.name=student -c user.email=student@example.invalid commit -qm starter)
 }

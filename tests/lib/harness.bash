@@ -97,6 +97,18 @@ without_leak_tracer() {
     [ "$FORKLINGS_SANITIZE" != 1 ] || export ASAN_OPTIONS=detect_leaks=0
 }
 
+# copy_worktree DIR [EXCLUDE]: copy the project as it is now, tracked and
+# new files but nothing git ignores (build/), into DIR, leaving out the
+# paths that match the extended regular expression EXCLUDE. For suites that
+# try the learner's commands on a copy of their own.
+copy_worktree() {
+    local dir=$1 exclude=${2:-^$}
+    mkdir -p "$dir"
+    (cd "$FORKLINGS_ROOT" && git ls-files -co --exclude-standard |
+        grep -vE "$exclude" | tr '\n' '\0' | xargs -0 tar -cf - --) |
+        tar -xf - -C "$dir"
+}
+
 # Multiply a deadline in seconds by FORKLINGS_SLOW.
 scaled() {
     awk -v s="$1" -v f="$FORKLINGS_SLOW" 'BEGIN { print s * f }'
