@@ -15,7 +15,7 @@
  *   -m MAXTASKS   replace each worker after MAXTASKS tasks
  *   -F Y,Z        map the seed's Functor(Y, Z), z * (x * z + y); else sqr
  *   -u            imap_unordered: print each result as it comes, one a line
- *   -d MS         each task first sleeps MS milliseconds
+ *   -d MS         each item first sleeps MS milliseconds
  *   -e X          the task for X fails (its function returns 1)
  *   -k X          the task for X kills its own worker (SIGKILL)
  *   -n N          map over 0..N-1, Python's range(N); else over the X given
@@ -140,7 +140,7 @@ print_usage(void)
            "(default: x * x)\n"
            "  -u            print each result as it comes, one a line "
            "(imap_unordered)\n"
-           "  -d MS         each task first sleeps MS milliseconds\n"
+           "  -d MS         each item first sleeps MS milliseconds\n"
            "  -e X          the task for X fails\n"
            "  -k X          the task for X kills its worker (SIGKILL)\n"
            "  -n N          map over 0..N-1; else over the numbers X given\n"

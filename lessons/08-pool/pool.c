@@ -1243,7 +1243,7 @@ bury_worker(struct pool *p, struct job *job, struct worker *w)
 
     /* TODO(08): kill(pid, SIGKILL) first: never wait for a process that may
      * not end. reap_worker(p, w, &status) (-1: return break_pool(p)); then
-     * lose_chunk(p, job, w, pid, status); then, while p->state is
+     * lose_chunk(p, job, w, pid, status); then, if p->state is
      * POOL_RUNNING, return spawn_worker(p, w - p->workers). Else return 0. */
     (void)job;
     (void)lose_chunk;

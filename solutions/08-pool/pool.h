@@ -37,7 +37,7 @@
  *
  * Processes and threads. pool_create() forks every worker. Call it before
  * your program starts any thread: fork() copies only the thread that calls
- * it, so a lock held by another thread (inside malloc, stdio, ...) stays
+ * it, so a lock held by another thread (in a logging library, say) stays
  * locked for ever in the worker. Replacing a worker (maxtasks, or after a
  * crash) forks again, from inside pool_map(): in a program with threads,
  * leave maxtasks at 0. All calls on one pool come from the process and the
