@@ -227,17 +227,36 @@ note_failure(struct pool *p, const struct pool_error *e, long count)
 /* ---- whole reads and writes, the clock -------------------------------- */
 
 /*
- * Read exactly n bytes from fd into buf, unless end-of-file comes first.
- * Retries reads interrupted by a signal. Returns n; or fewer, down to 0, when
- * end-of-file came first; or -1 with errno set on an error.
+ * Drop the first n bytes from the buffers iov[0 .. *iovcnt-1]: the buffers
+ * they fill (and empty ones) go, the next one starts further on.
+ */
+static void
+iov_advance(struct iovec **iov, int *iovcnt, size_t n)
+{
+    for (; *iovcnt > 0 && n >= (*iov)->iov_len; (*iov)++, (*iovcnt)--)
+        n -= (*iov)->iov_len;
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
+/*
+ * Fill iov[0], then iov[1], ... from fd, unless end-of-file comes first,
+ * with as few read system calls as the pipe allows (one, when all the
+ * bytes are there: a header and what follows it, at once). Retries reads
+ * interrupted by a signal; a pipe may give fewer bytes than asked. Changes
+ * iov. Returns the bytes read, fewer when end-of-file came first; or -1
+ * with errno set on an error.
  */
 static ssize_t
-readn(int fd, void *buf, size_t n)
+readvn(int fd, struct iovec *iov, int iovcnt)
 {
     size_t done = 0;
 
-    while (done < n) {
-        ssize_t got = read(fd, (char *)buf + done, n - done);
+    iov_advance(&iov, &iovcnt, 0);          /* no read for empty buffers */
+    while (iovcnt > 0) {
+        ssize_t got = readv(fd, iov, iovcnt);
 
         if (got == 0)
             break;              /* end-of-file: every write end is closed */
@@ -246,73 +265,34 @@ readn(int fd, void *buf, size_t n)
                 continue;
             return -1;
         }
-        done += (size_t)got;    /* a pipe may give fewer bytes than asked */
-    }
-    return (ssize_t)done;
-}
-
-/*
- * readn() for several buffers: fill iov[0], then iov[1], ..., from fd,
- * unless end-of-file comes first, with as few read system calls as the
- * pipe allows (one, when all the bytes are there). Changes iov. Returns the
- * bytes read, fewer at end-of-file; or -1 with errno set on an error.
- */
-static ssize_t
-readvn(int fd, struct iovec *iov, int iovcnt)
-{
-    size_t done = 0;
-
-    while (iovcnt > 0) {
-        ssize_t got = readv(fd, iov, iovcnt);
-
-        if (got == 0)
-            break;
-        if (got == -1) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
         done += (size_t)got;
-        for (; iovcnt > 0 && (size_t)got >= iov->iov_len; iov++, iovcnt--)
-            got -= (ssize_t)iov->iov_len;   /* this buffer is full */
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + got;
-            iov->iov_len -= (size_t)got;
-        }
+        iov_advance(&iov, &iovcnt, (size_t)got);
     }
     return (ssize_t)done;
 }
 
-/*
- * Write all n bytes of buf to fd. Retries writes interrupted by a signal and
- * carries on after short writes. Returns n, or -1 with errno set.
- */
+/* readvn() into one buffer: exactly n bytes, unless end-of-file comes
+ * first. */
 static ssize_t
-writen(int fd, const void *buf, size_t n)
+readn(int fd, void *buf, size_t n)
 {
-    size_t done = 0;
+    struct iovec v = {.iov_base = buf, .iov_len = n};
 
-    while (done < n) {
-        ssize_t put = write(fd, (const char *)buf + done, n - done);
-
-        if (put == -1) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        done += (size_t)put;
-    }
-    return (ssize_t)n;
+    return readvn(fd, &v, 1);
 }
 
-/* writen() for several buffers, gathered into one record: one system call
- * when the pipe takes it all. Changes iov. Returns the bytes written, or -1
- * with errno set. */
+/*
+ * Write all the bytes of iov[0], iov[1], ... to fd, gathered into one
+ * record: one system call when the pipe takes it all. Retries writes
+ * interrupted by a signal and carries on after short writes. Changes iov.
+ * Returns the bytes written, or -1 with errno set.
+ */
 static ssize_t
 writevn(int fd, struct iovec *iov, int iovcnt)
 {
     size_t done = 0;
 
+    iov_advance(&iov, &iovcnt, 0);
     while (iovcnt > 0) {
         ssize_t put = writev(fd, iov, iovcnt);
 
@@ -322,14 +302,18 @@ writevn(int fd, struct iovec *iov, int iovcnt)
             return -1;
         }
         done += (size_t)put;
-        for (; iovcnt > 0 && (size_t)put >= iov->iov_len; iov++, iovcnt--)
-            put -= (ssize_t)iov->iov_len;   /* this buffer went whole */
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + put;
-            iov->iov_len -= (size_t)put;
-        }
+        iov_advance(&iov, &iovcnt, (size_t)put);
     }
     return (ssize_t)done;
+}
+
+/* writevn() from one buffer: all n bytes. */
+static ssize_t
+writen(int fd, const void *buf, size_t n)
+{
+    struct iovec v = {.iov_base = (void *)buf, .iov_len = n};
+
+    return writevn(fd, &v, 1);
 }
 
 /* Grow *buf (of *cap bytes) to hold at least need bytes, and at least 1.
@@ -396,6 +380,21 @@ die_child(const char *what)
 }
 
 /*
+ * Read more of a task record into b->task, whose first `have` bytes are in,
+ * until it holds `need` bytes. Returns how many it holds. A record cut
+ * short ends the worker.
+ */
+static size_t
+read_rest(int fd, struct worker_buffers *b, size_t have, size_t need)
+{
+    errno = 0;
+    if (have < need &&
+        readn(fd, b->task + have, need - have) != (ssize_t)(need - have))
+        die_child("read task");
+    return have > need ? have : need;
+}
+
+/*
  * Read one task record from fd into b->task: its header into *h too.
  * Returns 1 for a task, 0 for end-of-file before its first byte (no more
  * work). Anything else ends the worker.
@@ -409,7 +408,7 @@ static int
 read_task(int fd, struct task_head *h, struct worker_buffers *b)
 {
     ssize_t got;
-    size_t have, size, out_bytes;
+    size_t have, size;
 
     if (grow(&b->task, &b->task_cap, 4096) == -1)
         die_child("realloc");
@@ -417,28 +416,20 @@ read_task(int fd, struct task_head *h, struct worker_buffers *b)
         continue;
     if (got == 0)
         return 0;
-    have = got > 0 ? (size_t)got : 0;
-    errno = 0;
-    if (got == -1 || (have < sizeof(union task_block) &&
-                      readn(fd, b->task + have, sizeof(union task_block) -
-                                                    have) !=
-                          (ssize_t)(sizeof(union task_block) - have)))
+    if (got == -1)
         die_child("read task");
+    have = read_rest(fd, b, (size_t)got, sizeof(union task_block));
     memcpy(h, b->task, sizeof *h);
     if (h->count < 1)
         die_child("read task");
-    have = have > sizeof(union task_block) ? have : sizeof(union task_block);
     size = sizeof(union task_block) + ARGS_ROOM(h->args_size) +
            (size_t)h->count * h->in_size;
-    out_bytes = sizeof(union result_block) + (size_t)h->count * h->out_size;
     if (grow(&b->task, &b->task_cap, size) == -1 ||
-        grow(&b->out, &b->out_cap, out_bytes) == -1 ||
+        grow(&b->out, &b->out_cap, sizeof(union result_block) +
+                                   (size_t)h->count * h->out_size) == -1 ||
         grow(&b->codes, &b->codes_cap, (size_t)h->count * sizeof(int)) == -1)
         die_child("realloc");
-    errno = 0;
-    if (have < size &&
-        readn(fd, b->task + have, size - have) != (ssize_t)(size - have))
-        die_child("read task");
+    read_rest(fd, b, have, size);
     return 1;
 }
 
@@ -844,15 +835,17 @@ trace_line(const struct pool *p, const char *fmt, ...)
     char line[160];
     va_list ap;
     int len;
+    ssize_t put;
 
     if (p->trace_fd == -1)
         return;
     va_start(ap, fmt);
     len = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (len > 0 && (size_t)len < sizeof line &&
-        write(p->trace_fd, line, (size_t)len) != len)
-        return;                 /* see above */
+    if (len > 0 && (size_t)len < sizeof line) {
+        put = write(p->trace_fd, line, (size_t)len);
+        (void)put;              /* a lost line: see above */
+    }
 }
 
 /* A new pool's memory, for c->workers empty slots, linked into all_pools.
@@ -868,17 +861,11 @@ new_pool(const struct pool_config *c, struct pool_error *e)
         (p->pfds = calloc((size_t)c->workers + 1, sizeof *p->pfds)) == NULL ||
         hold_sigpipe() == -1) {
         sys_error(e, p == NULL || p->pfds == NULL ? "calloc" : "sigaction");
-        if (p != NULL)
-            free(p->workers);
-        free(p);
-        return NULL;
+        goto fail;
     }
     if ((p->trace_fd = open_trace(e)) == -2) {
         release_sigpipe();
-        free(p->workers);
-        free(p->pfds);
-        free(p);
-        return NULL;
+        goto fail;
     }
     p->owner = getpid();
     p->state = POOL_RUNNING;
@@ -891,6 +878,13 @@ new_pool(const struct pool_config *c, struct pool_error *e)
     p->next = all_pools;
     all_pools = p;
     return p;
+fail:
+    if (p != NULL) {
+        free(p->workers);
+        free(p->pfds);
+    }
+    free(p);
+    return NULL;
 }
 
 struct pool *
