@@ -62,10 +62,14 @@ $(BUILD)/.cflags: FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' >$@
 
-# The test harness's guard runner: always a plain build.
-build/tests/guard: tests/lib/guard.c
+# The test harness's guard runner and the library it preloads into every
+# program it runs to count its processes exactly: always plain builds.
+build/tests/guard: tests/lib/guard.c tests/lib/forkwatch.h build/tests/forkwatch.so
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -o $@ $<
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -o $@ $< -lm
+build/tests/forkwatch.so: tests/lib/forkwatch.c tests/lib/forkwatch.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $@ $< $(if $(filter Linux,$(shell uname -s)),-ldl)
 
 # A lesson's last check result, remade by `make` only when the lesson's
 # files, its suite or the harness changed since: make's own dependency

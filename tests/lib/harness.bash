@@ -36,6 +36,7 @@ SLUG=${LESSON#*-}                                # hello-pool
 PROG_REL=$FORKLINGS_BUILD/$TREE/$LESSON/$SLUG
 PROG=$FORKLINGS_ROOT/$PROG_REL
 GUARD=$FORKLINGS_ROOT/build/tests/guard
+FORKWATCH=$FORKLINGS_ROOT/build/tests/forkwatch.so  # counts forks exactly
 DEADLINE=${DEADLINE:-10}    # seconds a program may run, before FORKLINGS_SLOW
 PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 
@@ -43,6 +44,7 @@ PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 # read them.
 # shellcheck disable=SC2034
 g_status="" g_signal="" g_timeout="" g_forkcap="" g_cap="" g_maxprocs="" \
+    g_exact="" g_inexact="" g_forks="" g_seen="" g_kicks="" \
     g_unreaped="" g_survivors="" g_survivor_pids="" g_stuck="" \
     g_elapsed_ms="" g_lines="" g_cmd="" g_redirect=""
 
@@ -166,7 +168,7 @@ run_guarded() {
     status=0
     : >"$dir/stdout"                # no stale text from an earlier run, even
     : >"$dir/stderr"                # if the program dies before they open
-    "$GUARD" -t "$(scaled "$DEADLINE_USED")" -p "$PROC_CAP" "${opts[@]}" \
+    "$GUARD" -t "$(scaled "$DEADLINE_USED")" -p "$PROC_CAP" -P "$FORKWATCH" "${opts[@]}" \
         -o "$dir/stdout" -e "$dir/stderr" -r "$dir/report" \
         -- "${cmd[@]}" 3>&- || status=$?
     output=$(cat "$dir/stdout")
@@ -230,6 +232,7 @@ explain_wchan() {
 
 check_guard_report() {
     local tolerate=$1
+    check_kicks || return 1
     if [ "$g_forkcap" = 1 ]; then
         fail "The program started more than $g_cap processes at once (at least $g_maxprocs) and was stopped." \
             "hint: a forked child probably did not _exit(): it went on running the" \
@@ -284,6 +287,95 @@ check_guard_report() {
             "$(reproduce)"
         return 1
     fi
+}
+
+# Every signal the test planned was sent while the program ran. One that
+# was not is the test's failure to set up its moment, not the program's
+# fault: say so, with the times.
+check_kicks() {
+    local k sig plan result
+    for k in $g_kicks; do
+        IFS=: read -r plan result <<<"$k"
+        [[ $result == sent@* ]] && continue
+        sig=${plan%%@*}
+        plan=${plan#*@}
+        if [[ $plan == L* ]]; then
+            plan="after stdout line ${plan#L}; it printed $g_lines"
+        else
+            plan="at ${plan} s"
+        fi
+        fail "The program ended after ${result#unsent@} s, before the SIG${sig#SIG} planned $plan:" \
+            "the test could not run as planned, so it cannot say whether the program" \
+            "handles that signal. A program that ends this early did not do the work" \
+            "the test gave it: check that it runs every task." "$(reproduce)"
+        return 1
+    done
+}
+
+# note TEXT: a line for the person running the suite, shown even when the
+# test passes (bats prints fd 3 as it comes).
+note() {
+    echo "# note: $*" >&3
+}
+
+# counts_are_exact: true when the last run's process counts came from
+# forkwatch; otherwise says what the census could not see, once a test.
+counts_are_exact() {
+    [ "$g_exact" = 1 ] && return 0
+    note "process counts on this machine are sampled, not exact (forkwatch" \
+        "reason $g_inexact): checks that need an exact count are left out"
+    return 1
+}
+
+# assert_pool_of N: the program forked exactly N workers and never held
+# more than N + 1 processes (itself and the workers) at once. Exact counts:
+# every fork() and every reaping wait() is counted as it happens.
+assert_pool_of() {
+    local n=$1 most=$(($1 + 1))
+    if ! counts_are_exact; then
+        [ "$g_maxprocs" -le "$most" ] && return 0
+        fail "expected at most $most processes (parent + $n workers), saw $g_maxprocs" "$(reproduce)"
+        return 1
+    fi
+    if [ "$g_forks" -lt "$n" ]; then
+        fail "expected the parent to fork $n workers (-j $n), it forked $g_forks." \
+            "hint: the pool forks all its workers before it hands out the first task." \
+            "$(reproduce)"
+        return 1
+    fi
+    if [ "$g_forks" -gt "$n" ]; then
+        fail "expected the parent to fork $n workers (-j $n), there were $g_forks fork()s." \
+            "hint: fork each worker once, before the tasks: a worker that forks, or a" \
+            "      fork() per task, makes more processes than the pool has workers." \
+            "$(reproduce)"
+        return 1
+    fi
+    [ "$g_maxprocs" -le "$most" ] && return 0
+    fail "expected at most $most processes at once (parent + $n workers), there were $g_maxprocs." \
+        "hint: a worker that is not reaped still holds its process (a zombie)." "$(reproduce)"
+}
+
+# assert_forked_at_least N: the program forked N processes or more.
+assert_forked_at_least() {
+    counts_are_exact || return 0
+    [ "$g_forks" -ge "$1" ] && return 0
+    fail "expected the program to fork at least $1 worker(s), it forked $g_forks." "$(reproduce)"
+}
+
+# assert_no_fork WHAT: the program forked nothing (it failed before its
+# pool started, as WHAT says).
+assert_no_fork() {
+    if counts_are_exact; then
+        [ "$g_forks" = 0 ] && return 0
+        fail "expected the program to fail before it started a worker ($1)," \
+            "but it forked $g_forks process(es)." \
+            "hint: check everything that can fail before the first fork(): then" \
+            "      there is no worker to stop on the way out." "$(reproduce)"
+        return 1
+    fi
+    [ "$g_maxprocs" -le 1 ] && return 0
+    fail "expected the program to fail before it started a worker ($1)," \
+        "saw $g_maxprocs processes at once" "$(reproduce)"
 }
 
 check_valgrind_logs() {
