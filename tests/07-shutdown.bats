@@ -206,6 +206,9 @@ teardown() {
     # Early moments land while the program starts, before or while the
     # pool forks; L-moments after that many results. The guard fails the
     # test by itself on a process left running or a child left unreaped.
+    # A late moment may find the run over (all 20 results, status 0): the
+    # signal then had nothing to stop, which this test accepts (--tolerate
+    # unsent); the other tests of this file make sure that it is sent.
     # A signal at 0 s may kill the guard's child before it creates the
     # stderr file, which would then still hold the previous run's: empty it.
     # Under valgrind each run takes seconds: one moment of each kind.
@@ -216,12 +219,12 @@ teardown() {
     fi
     for kick in "${ints[@]}"; do
         : >"$BATS_TEST_TMPDIR/stderr"
-        run_prog --kill "$kick" --group -j 4 -n 20 -d 50
+        run_prog --kill "$kick" --group --tolerate unsent -j 4 -n 20 -d 50
         assert_stopped_by SIGINT 130
     done
     for kick in "${terms[@]}"; do
         : >"$BATS_TEST_TMPDIR/stderr"
-        run_prog --kill "$kick" -j 4 -n 20 -d 50
+        run_prog --kill "$kick" --tolerate unsent -j 4 -n 20 -d 50
         assert_stopped_by SIGTERM 143
     done
 }
