@@ -47,7 +47,7 @@ v_field() {
 
 # After a failed test: a hint that names the function of this lesson most
 # likely at fault, from what the program said or where it hung.
-teardown() {
+lesson_teardown() {
     [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
     local hint=()
     case ${stderr:-} in

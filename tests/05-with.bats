@@ -9,7 +9,7 @@ load lib/harness
 
 STYLES=("" -g)                  # run_with(), then run_goto()
 
-setup() {
+lesson_setup() {
     WORK=$BATS_TEST_TMPDIR/work
     mkdir -p "$WORK"
     export FORKLINGS_FD_REPORT=$BATS_TEST_TMPDIR/fds
@@ -17,7 +17,7 @@ setup() {
 
 # After a failed test whose program left workers behind, say where in this
 # lesson they should have been stopped.
-teardown() {
+lesson_teardown() {
     if [ -z "${BATS_TEST_COMPLETED:-}" ] &&
         { [ "${g_unreaped:-0}" != 0 ] || [ "${g_survivors:-0}" != 0 ]; }; then
         printf '%s\n' \

@@ -44,7 +44,7 @@ reported_task() {
 
 # After a failed test: where to look. A test sets HINT for its own kind of
 # failure; a program that hung gets the hint about hangs.
-teardown() {
+lesson_teardown() {
     [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
     if [ "${g_timeout:-0}" = 1 ]; then
         printf '%s\n' \

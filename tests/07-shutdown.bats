@@ -121,7 +121,7 @@ STOP_TEST=""
 # After a failed test that hit the deadline: what the parent was waiting
 # for says which TODO is likely at fault. Only for tests that send a stop
 # signal ($STOP_TEST); other tests give their own hint.
-teardown() {
+lesson_teardown() {
     [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
     [ "${g_timeout:-0}" = 1 ] && [ -n "$STOP_TEST" ] || return 0
     local parent=${g_stuck%% *}

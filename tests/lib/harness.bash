@@ -18,6 +18,10 @@
 #   FORKLINGS_SLOW   multiply every deadline by this (sanitizers, valgrind)
 #   FORKLINGS_VALGRIND=1  run every program under valgrind, every process
 #                    checked for memory errors and definite leaks
+#   FORKLINGS_FAIL_FAST=1  skip every test after the first that failed
+#
+# A suite that needs its own per-test set-up or clean-up defines
+# lesson_setup or lesson_teardown (setup and teardown are the harness's).
 
 bats_require_minimum_version 1.5.0
 
@@ -52,6 +56,25 @@ case $TREE in
 lessons | solutions) ;;
 *) echo "TREE must be lessons or solutions, not '$TREE'" >&2; exit 1 ;;
 esac
+
+# Every test: with FORKLINGS_FAIL_FAST=1 (make check does it), a test after
+# a failed one is skipped, so that a check stops at its first failure, as
+# rustlings does; then the suite's own lesson_setup, if it has one.
+setup() {
+    if [ "${FORKLINGS_FAIL_FAST:-}" = 1 ] && [ -e "$BATS_FILE_TMPDIR/.failed" ]; then
+        skip "not run: an earlier test failed"
+    fi
+    if declare -F lesson_setup >/dev/null; then lesson_setup; fi
+}
+
+# After every test: remember a failure (for FORKLINGS_FAIL_FAST), then the
+# suite's own lesson_teardown, if it has one.
+teardown() {
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -z "${BATS_TEST_SKIPPED:-}" ]; then
+        : >"$BATS_FILE_TMPDIR/.failed"
+    fi
+    if declare -F lesson_teardown >/dev/null; then lesson_teardown; fi
+}
 
 # Build the lesson's program and the guard, once per file. A build failure
 # shows the compiler's messages and fails every test of the file.
