@@ -62,6 +62,9 @@ $(BUILD)/.cflags: FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' >$@
 
+LIBDL := $(if $(filter Linux,$(shell uname -s)),-ldl)
+LIBRT := $(if $(filter Linux,$(shell uname -s)),-lrt -lpthread)
+
 # The test harness's guard runner and the library it preloads into every
 # program it runs to count its processes exactly: always plain builds.
 build/tests/guard: tests/lib/guard.c tests/lib/forkwatch.h build/tests/forkwatch.so
@@ -69,7 +72,11 @@ build/tests/guard: tests/lib/guard.c tests/lib/forkwatch.h build/tests/forkwatch
 	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -o $@ $< -lm
 build/tests/forkwatch.so: tests/lib/forkwatch.c tests/lib/forkwatch.h
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $@ $< $(if $(filter Linux,$(shell uname -s)),-ldl)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $@ $< $(LIBDL)
+# For the injection stage of make test: short transfers and EINTR.
+build/tests/shortio.so: tests/lib/shortio.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $@ $< $(LIBDL) $(LIBRT)
 
 # A lesson's last check result, remade by `make` only when the lesson's
 # files, its suite or the harness changed since: make's own dependency

@@ -39,6 +39,8 @@
  *   -w SECS     after the program exits, wait this long for the processes it
  *               left to leave by themselves before counting them (0)
  *   -r FILE     write the report there (key=value lines)
+ *   -E VAR=VAL  set VAR in the program's environment (not guard's own);
+ *               LD_PRELOAD is added to, not replaced
  * Exit status: the program's, as the shell gives it (128 + signal when
  * killed); 126 when guard itself cannot run it or its options are wrong.
  */
@@ -68,6 +70,7 @@
 
 #define MAX_PROCS 8192 /* size of one census table */
 #define MAX_KICKS 4    /* most -k options */
+#define MAX_ENV 8      /* most -E options */
 #define CENSUS_MS 20   /* how often the group is counted while it runs */
 
 struct proc {
@@ -101,6 +104,8 @@ struct options {
     int group;                  /* -g */
     struct kick kicks[MAX_KICKS]; /* -k, in the order given */
     int nkicks;
+    const char *env[MAX_ENV];   /* -E VAR=VALUE, for the program only */
+    int nenv;
     char **argv;                /* the program and its arguments */
 };
 
@@ -260,7 +265,7 @@ parse_options(int argc, char **argv, struct options *o)
 
     *o = (struct options){.deadline = 10, .cap = 64, .head = -1,
                           .in = "/dev/null"};
-    while ((opt = getopt(argc, argv, "+t:p:P:o:fe:i:H:k:gw:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "+t:p:P:o:fe:i:H:k:gw:r:E:")) != -1) {
         switch (opt) {
         case 't': o->deadline = parse_seconds(optarg, opt); break;
         case 'p': o->cap = parse_count(optarg, opt, 1); break;
@@ -273,6 +278,13 @@ parse_options(int argc, char **argv, struct options *o)
         case 'g': o->group = 1; break;
         case 'w': o->linger = parse_seconds(optarg, opt); break;
         case 'r': o->report = optarg; break;
+        case 'E':
+            if (o->nenv == MAX_ENV)
+                fail("at most %d -E options", MAX_ENV);
+            if (strchr(optarg, '=') == NULL || optarg[0] == '=')
+                fail("-E wants VAR=VALUE, not '%s'", optarg);
+            o->env[o->nenv++] = optarg;
+            break;
         case 'k':
             if (o->nkicks == MAX_KICKS)
                 fail("at most %d -k options", MAX_KICKS);
@@ -462,10 +474,20 @@ env_append(const char *name, const char *value, const char *sep)
         _exit(126);
 }
 
-/* In the forked child: preload forkwatch, if asked. */
+/* In the forked child: the -E variables, then forkwatch, if asked. */
 static void
-preload_watch(const struct run *r, const struct options *o)
+set_environment(const struct run *r, const struct options *o)
 {
+    for (int i = 0; i < o->nenv; i++) {
+        char name[256];
+        const char *eq = strchr(o->env[i], '=');
+
+        snprintf(name, sizeof name, "%.*s", (int)(eq - o->env[i]), o->env[i]);
+        if (strcmp(name, "LD_PRELOAD") == 0)
+            env_append(name, eq + 1, " ");
+        else if (setenv(name, eq + 1, 1) == -1)
+            _exit(126);
+    }
     if (r->watch == NULL)
         return;
     if (setenv("FORKLINGS_WATCH", r->watch_path, 1) == -1)
@@ -507,7 +529,7 @@ exec_program(const struct run *r, const struct options *o, int out_fd)
     }
     for (fd = 3; fd < 1024; fd++)   /* fd 3 is bats' own: never inherit it */
         (void)close(fd);            /* ignored: most are not open */
-    preload_watch(r, o);
+    set_environment(r, o);
     execvp(o->argv[0], o->argv);
     dprintf(2, "guard: cannot run %s: %s\n", o->argv[0], strerror(errno));
     _exit(126);

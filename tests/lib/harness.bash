@@ -19,6 +19,10 @@
 #   FORKLINGS_VALGRIND=1  run every program under valgrind, every process
 #                    checked for memory errors and definite leaks
 #   FORKLINGS_FAIL_FAST=1  skip every test after the first that failed
+#   FORKLINGS_SHORTIO=1  preload tests/lib/shortio.c into the lesson's
+#                    program: short reads and writes where POSIX allows
+#                    them, and a signal every few ms that interrupts slow
+#                    calls (EINTR)
 #
 # A suite that needs its own per-test set-up or clean-up defines
 # lesson_setup or lesson_teardown (setup and teardown are the harness's).
@@ -83,7 +87,9 @@ setup_file() {
 }
 
 forklings_build() {
-    forklings_make "$PROG_REL" build/tests/guard || return 1
+    local extra=()
+    [ "${FORKLINGS_SHORTIO:-}" != 1 ] || extra=(build/tests/shortio.so)
+    forklings_make "$PROG_REL" build/tests/guard "${extra[@]}" || return 1
 }
 
 # forklings_make TARGET...: build TARGETs with warnings as errors, with the
@@ -189,6 +195,9 @@ run_guarded() {
         cmd=(valgrind -q --leak-check=full --show-leak-kinds=definite
             --errors-for-leak-kinds=definite --child-silent-after-fork=no
             "--log-file=$dir/vg.%p.log" "${cmd[@]}")
+    fi
+    if [ "${FORKLINGS_SHORTIO:-}" = 1 ] && [[ $1 == "$FORKLINGS_ROOT/$FORKLINGS_BUILD/$TREE/$LESSON/"* ]]; then
+        opts+=(-E FORKLINGS_SHORTIO=1 -E "LD_PRELOAD=$FORKLINGS_ROOT/build/tests/shortio.so")
     fi
     status=0
     : >"$dir/stdout"                # no stale text from an earlier run, even
