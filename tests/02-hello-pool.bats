@@ -36,6 +36,29 @@ greetings() {
     assert_lines_in_order "$(greetings 0 49)"
 }
 
+@test "sends each greeting the moment its task is done, not in a block at the end" {
+    # One worker, two tasks of 300 ms each; the guard reads the first line
+    # and then closes the pipe, as `| head -1` does. A greeting flushed as
+    # it is printed reaches the pipe 300 ms before the worker prints the
+    # second one, which then meets the closed pipe: the worker dies of
+    # SIGPIPE and the program exits 141. Greetings kept in the stdio buffer
+    # reach the pipe together, in one write() when the worker ends; that
+    # write succeeds, the worker exits 0 and so does the program. The
+    # margin is the 300 ms sleep against the moment the guard needs to close
+    # the pipe once it has read the line: it cannot go the other way.
+    run_prog --head 1 -j 1 -n 2 -d 300
+    assert_line_count 1
+    assert_stderr_empty
+    [ "$status" = 141 ] && return 0
+    fail "expected status 141 (128 + SIGPIPE): the reader left after the first greeting," \
+        "while the worker still had a task to run, so its next greeting should have met" \
+        "the closed pipe. Got status $status: the greetings arrived together, when the" \
+        "worker ended." \
+        "hint: flush stdout after each line, as fx() does (fflush(stdout)), and end the" \
+        "      worker with _exit(): into a pipe, printf() keeps lines in a buffer until" \
+        "      it fills or the process exits." "$(reproduce)"
+}
+
 @test "more than one worker does the work when tasks take a moment (-w)" {
     run_prog -j 4 -n 20 -d 20 -w
     assert_status 0
@@ -64,8 +87,46 @@ greetings() {
     assert_pool_of 3
 }
 
+@test "forks every worker before it waits for one: the workers run at the same time" {
+    # forkwatch counts a fork() before the child exists and a child only
+    # once wait() has reaped it: a parent that forks its 4 workers before
+    # its first wait() holds 5 processes at its peak, however the scheduler
+    # runs them; one that waits inside the fork loop never holds more than 2.
+    run_prog -j 4 -n 8
+    assert_status 0
+    counts_are_exact || return 0
+    assert_pool_of 4
+    [ "$g_maxprocs" = 5 ] && return 0
+    fail "expected 5 processes at once (the parent and its 4 workers), there were at most $g_maxprocs." \
+        "hint: start_workers() forks every worker first, and only then does reap_workers()" \
+        "      wait for them: a wait() inside the fork loop lets each worker finish before" \
+        "      the next one starts, and the pool runs one worker at a time." "$(reproduce)"
+}
+
+@test "exits 1 and names each worker that failed when the greetings cannot be written" {
+    # stdout is /dev/full: every write() fails (ENOSPC), so fx() ends each
+    # worker with _exit(1) at its first greeting, whatever the timing.
+    run_guarded -- sh -c 'exec "$0" "$@" >/dev/full' "$PROG" -j 2 -n 4
+    g_cmd="$PROG -j 2 -n 4" g_redirect=">/dev/full"
+    local bad
+    bad=$(printf '%s\n' "${stderr_lines[@]}" | grep -cE '^hello-pool: worker [0-9]+ exited with status 1$' || true)
+    [ "$status" = 1 ] && [ "$bad" = 2 ] && [ ${#stderr_lines[@]} = 2 ] && return 0
+    fail "expected status 1 and one line on stderr for each of the 2 workers, as" \
+        "'hello-pool: worker PID exited with status 1'; got status $status, stderr:" \
+        "${stderr:-(empty)}" \
+        "hint: reap_workers() hands every status wait() gives it to judge_worker() and" \
+        "      keeps what it returns: result = judge_worker(pid, status, result)." \
+        "$(reproduce)"
+}
+
 @test "ends at once and quietly when the reader leaves (| head -3)" {
-    run_prog --head 3 --deadline 5 -n 10000000
+    # Ten million tasks of 1 ms each: after the third line, a worker that
+    # dies of SIGPIPE at its next greeting ends within milliseconds, while
+    # one that carried on would need 1,000,000 tasks x 1 ms = 1,000 s, two
+    # hundred times the deadline. Every worker still has tasks left when
+    # the reader goes, so every one of them meets SIGPIPE: a message about
+    # any of them would show on stderr.
+    run_prog --head 3 --deadline 5 -n 10000000 -d 1
     assert_line_count 3
     assert_stderr_empty
     [ "$status" = 0 ] || [ "$status" = 141 ] ||

@@ -149,10 +149,21 @@ assert_no_worker_started() {
 
 @test "many numbers come back whole and in order" {
     local in
-    in=$(numbers -5000 14999)
-    run_with -j 4 "$in" "$WORK/out.txt"
-    assert_status 0
-    assert_file_is "$WORK/out.txt" "$(instances -5000 14999)"
+    # 80,000 numbers on 2 workers: chunks of ceil(80000 / 8) = 10,000 items,
+    # so every task and result record holds 80,000 bytes of values, more than
+    # a pipe holds (64 KiB). Its writer blocks when the pipe is full, and one
+    # read() returns at most what the pipe holds: a record read with a single
+    # read() is certain to come cut short.
+    in=$(numbers -40000 39999)
+    run_with -j 2 "$in" "$WORK/out.txt"
+    if [ "$status" != 0 ]; then
+        fail "expected status 0, got $status; stderr was:" "${stderr:-(empty)}" \
+            "hint: each record here is bigger than a pipe holds (64 KiB), so it" \
+            "      arrives in parts: read it with readn(), which loops until it has" \
+            "      every byte, never with a single read()." "$(reproduce)"
+        return 1
+    fi
+    assert_file_is "$WORK/out.txt" "$(instances -40000 39999)"
     assert_no_open_fds
 }
 
@@ -195,19 +206,24 @@ assert_no_worker_started() {
 
 @test "a failure in the middle of the map stops the busy workers at once, no OUTPUT" {
     local in style
-    in=$(numbers 1 160)
+    in=$(numbers 1 320)
     for style in "${STYLES[@]}"; do
-        # 160 items, 4 workers: chunks of 10 items, of 200 ms each. Worker 0
-        # gives up on its first item after 200 ms; the 3 others are busy
-        # with their chunks: waiting for them would take 2 s.
+        # 320 items, 4 workers: chunks of 20 items, of 200 ms each. Worker 0
+        # gives up on its first item after 200 ms, while the 3 others are
+        # busy with their chunks. Stopped at once, the run takes about 200 ms;
+        # waiting for them takes 20 * 200 = 4000 ms at the very least, since a
+        # sleep never ends early. The bound, 2000 ms, is half the least a
+        # wrong run can take, and leaves a right run 1800 ms for starting up
+        # on a busy machine: the observation cannot miss either way.
         run_with --deadline 20 ${style:+"$style"} -j 4 -d 200 -F 1 "$in" "$WORK/out.txt"
         assert_failed_cleanly
         assert_match "^with: worker [0-9]+: giving up on 1 \(-F\)$" "${stderr_lines[0]:-}" "the first line on stderr"
-        assert_match "^with: worker [0-9]+ exited without the results for items 0 to 9$" "${stderr_lines[1]:-}" "the second line on stderr"
-        assert_folder_holds in-1-160.txt
+        assert_match "^with: worker [0-9]+ exited without the results for items 0 to 19$" "${stderr_lines[1]:-}" "the second line on stderr"
+        assert_folder_holds in-1-320.txt
         if ! slow_mode; then
-            [ "$g_elapsed_ms" -lt 1500 ] ||
-                fail "the program took $g_elapsed_ms ms; stopping the workers at once takes about 200." \
+            [ "$g_elapsed_ms" -lt 2000 ] ||
+                fail "the program took $g_elapsed_ms ms; stopping the workers at once takes about 200," \
+                    "waiting for them to finish their chunks at least 4000." \
                     "hint: on an error path pool_release() terminates the workers (SIGTERM)," \
                     "      it does not wait for them to finish their chunks." "$(reproduce)" || return 1
         fi
