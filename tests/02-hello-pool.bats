@@ -36,29 +36,6 @@ greetings() {
     assert_lines_in_order "$(greetings 0 49)"
 }
 
-@test "sends each greeting the moment its task is done, not in a block at the end" {
-    # One worker, two tasks of 300 ms each; the guard reads the first line
-    # and then closes the pipe, as `| head -1` does. A greeting flushed as
-    # it is printed reaches the pipe 300 ms before the worker prints the
-    # second one, which then meets the closed pipe: the worker dies of
-    # SIGPIPE and the program exits 141. Greetings kept in the stdio buffer
-    # reach the pipe together, in one write() when the worker ends; that
-    # write succeeds, the worker exits 0 and so does the program. The
-    # margin is the 300 ms sleep against the moment the guard needs to close
-    # the pipe once it has read the line: it cannot go the other way.
-    run_prog --head 1 -j 1 -n 2 -d 300
-    assert_line_count 1
-    assert_stderr_empty
-    [ "$status" = 141 ] && return 0
-    fail "expected status 141 (128 + SIGPIPE): the reader left after the first greeting," \
-        "while the worker still had a task to run, so its next greeting should have met" \
-        "the closed pipe. Got status $status: the greetings arrived together, when the" \
-        "worker ended." \
-        "hint: flush stdout after each line, as fx() does (fflush(stdout)), and end the" \
-        "      worker with _exit(): into a pipe, printf() keeps lines in a buffer until" \
-        "      it fills or the process exits." "$(reproduce)"
-}
-
 @test "more than one worker does the work when tasks take a moment (-w)" {
     run_prog -j 4 -n 20 -d 20 -w
     assert_status 0
@@ -67,18 +44,6 @@ greetings() {
     [ "$pids" -ge 2 ] || fail "expected lines tagged with 2 or more worker pids, got $pids:" "$output" "$(reproduce)"
     lines=("${lines[@]/ (worker [0-9]*)/}")
     assert_lines_any_order "$(greetings 0 19)"
-}
-
-@test "never tears or repeats a line: 20000 greetings from 8 workers" {
-    run_prog -j 8 -n 20000
-    assert_status 0
-    assert_lines_any_order "$(greetings 0 19999)"
-}
-
-@test "each greeting exactly once also when stdout is a file" {
-    run_prog --stdout-file -j 3 -n 30
-    assert_status 0
-    assert_lines_any_order "$(greetings 0 29)"
 }
 
 @test "holds at most WORKERS + 1 processes and reaps every worker" {
@@ -114,9 +79,47 @@ greetings() {
     fail "expected status 1 and one line on stderr for each of the 2 workers, as" \
         "'hello-pool: worker PID exited with status 1'; got status $status, stderr:" \
         "${stderr:-(empty)}" \
-        "hint: reap_workers() hands every status wait() gives it to judge_worker() and" \
-        "      keeps what it returns: result = judge_worker(pid, status, result)." \
+        "hint: a worker whose line cannot be written ends with _exit(1) (fx() checks" \
+        "      fflush()); reap_workers() hands every status wait() gives it to" \
+        "      judge_worker() and keeps what it returns: result = judge_worker(pid," \
+        "      status, result)." \
         "$(reproduce)"
+}
+
+@test "sends each greeting the moment its task is done, not in a block at the end" {
+    # One worker, two tasks of 300 ms each; the guard reads the first line
+    # and then closes the pipe, as `| head -1` does. A greeting flushed as
+    # it is printed reaches the pipe 300 ms before the worker prints the
+    # second one, which then meets the closed pipe: the worker dies of
+    # SIGPIPE and the program exits 141. Greetings kept in the stdio buffer
+    # reach the pipe together, in one write() when the worker ends; that
+    # write succeeds, the worker exits 0 and so does the program. The
+    # guard closes the pipe in the same step that reads the line, so the
+    # worker's 300 ms sleep is a margin of thousands of times what it needs.
+    run_prog --head 1 -j 1 -n 2 -d 300
+    assert_line_count 1
+    assert_stderr_empty
+    [ "$status" = 141 ] && return 0
+    fail "expected status 141 (128 + SIGPIPE): the reader left after the first greeting," \
+        "while the worker still had a task to run, so its next greeting met the closed" \
+        "pipe. Got status $status." \
+        "hint: either the greetings arrived together when the worker ended (flush stdout" \
+        "      after each line, as fx() does, and end the worker with _exit(): into a" \
+        "      pipe, printf() keeps lines in a buffer until it fills or the process" \
+        "      exits), or the worker's death was not passed on: reap_workers() keeps what" \
+        "      judge_worker() returns for each status wait() gives it." "$(reproduce)"
+}
+
+@test "never tears or repeats a line: 20000 greetings from 8 workers" {
+    run_prog -j 8 -n 20000
+    assert_status 0
+    assert_lines_any_order "$(greetings 0 19999)"
+}
+
+@test "each greeting exactly once also when stdout is a file" {
+    run_prog --stdout-file -j 3 -n 30
+    assert_status 0
+    assert_lines_any_order "$(greetings 0 29)"
 }
 
 @test "ends at once and quietly when the reader leaves (| head -3)" {

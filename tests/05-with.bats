@@ -149,12 +149,12 @@ assert_no_worker_started() {
 
 @test "many numbers come back whole and in order" {
     local in
-    # 80,000 numbers on 2 workers: chunks of ceil(80000 / 8) = 10,000 items,
-    # so every task and result record holds 80,000 bytes of values, more than
-    # a pipe holds (64 KiB). Its writer blocks when the pipe is full, and one
-    # read() returns at most what the pipe holds: a record read with a single
-    # read() is certain to come cut short.
-    in=$(numbers -40000 39999)
+    # 68,000 numbers on 2 workers: chunks of 68000 / 8 = 8,500 items, so
+    # every task and result record holds 68,000 bytes of values, more than a
+    # pipe holds (65,536). Its writer blocks when the pipe is full, and one
+    # read() returns at most what the pipe holds: values read with a single
+    # read() are certain to come cut short.
+    in=$(numbers -34000 33999)
     run_with -j 2 "$in" "$WORK/out.txt"
     if [ "$status" != 0 ]; then
         fail "expected status 0, got $status; stderr was:" "${stderr:-(empty)}" \
@@ -163,7 +163,7 @@ assert_no_worker_started() {
             "      every byte, never with a single read()." "$(reproduce)"
         return 1
     fi
-    assert_file_is "$WORK/out.txt" "$(instances -40000 39999)"
+    assert_file_is "$WORK/out.txt" "$(instances -34000 33999)"
     assert_no_open_fds
 }
 

@@ -115,3 +115,60 @@ left_running() {
     run_guarded --head 2 -- "$FIXTURE" good
     assert_line_count 2
 }
+
+@test "every worker is counted, however short its life: exact forks and peak" {
+    # The workers print a line and _exit at once; the parent reaps them only
+    # after its fork loop, so all three exist together: 4 processes at once.
+    run_guarded -- "$FIXTURE" good
+    assert_status 0
+    [ "$g_exact" = 1 ] || fail "forkwatch did not count this run (inexact reason $g_inexact)"
+    [ "$g_forks" = 3 ] || fail "expected 3 forks counted, got $g_forks"
+    [ "$g_maxprocs" = 4 ] || fail "expected 4 processes at once (parent + 3), got $g_maxprocs"
+    assert_pool_of 3
+}
+
+@test "a program that forks nothing is counted as forking nothing" {
+    run_guarded -- "$FIXTURE" fds
+    assert_status 0
+    [ "$g_exact" = 1 ] && [ "$g_forks" = 0 ] && [ "$g_maxprocs" = 1 ] ||
+        fail "expected exact=1 forks=0 maxprocs=1, got exact=$g_exact forks=$g_forks maxprocs=$g_maxprocs"
+    assert_no_fork "it never forks"
+    run assert_pool_of 3
+    [ "$status" -ne 0 ] || fail "assert_pool_of 3 passed a program that forks nothing"
+}
+
+@test "a planned signal is sent at its time: SIGTERM at 0.3 s ends a sleep of 5 s" {
+    run_guarded --kill TERM@0.3 -- sleep 5
+    assert_status 143
+    [ "$g_kick_ms" -ge 300 ] || fail "the signal was sent at $g_kick_ms ms, before its time"
+    [[ $g_kicks == TERM@0.300:sent@* ]] || fail "the report says: $g_kicks"
+}
+
+@test "a signal planned after a line is sent once that line is out" {
+    run_guarded --kill TERM@L2 -- sh -c 'echo one; echo two; exec sleep 5'
+    assert_status 143
+    assert_line_count 2
+}
+
+@test "a planned signal the program did not live to see fails as a test that could not run" {
+    run run_guarded --kill TERM@5 -- "$FIXTURE" good
+    [ "$status" -ne 0 ] || fail "a signal that was never sent passed"
+    [[ $output == *"before the SIGTERM planned at 5.000 s"* ]] || fail "no such message:" "$output"
+    [[ $output == *"could not run as planned"* ]] || fail "no such message:" "$output"
+    run run_guarded --kill INT@L9 -- "$FIXTURE" good
+    [[ $output == *"before the SIGINT planned after stdout line 9; it printed 4"* ]] ||
+        fail "no message for a line kick:" "$output"
+    run_guarded --tolerate unsent --kill TERM@5 -- "$FIXTURE" good
+    assert_status 0
+}
+
+@test "the guard refuses bad options with one line, status 126" {
+    local bad
+    for bad in "-t abc" "-t -1" "-p 0" "-p 2x" "-H 0" "-k TERM" "-k NOPE@1" "-k TERM@x" "-w nan" "-E novalue"; do
+        # shellcheck disable=SC2086 # split the option on purpose
+        run "$GUARD" $bad -- true
+        [ "$status" = 126 ] || fail "guard $bad: expected status 126, got $status"
+        [[ $output == "guard: "* ]] && [ "${#lines[@]}" = 1 ] ||
+            fail "guard $bad: expected one line starting 'guard: ', got:" "$output"
+    done
+}
