@@ -81,7 +81,7 @@ build/tests/shortio.so: tests/lib/shortio.c
 # A lesson's last check result, remade by `make` only when the lesson's
 # files, its suite or the harness changed since: make's own dependency
 # tracking is the cache. Lessons never checked stay unchecked.
-HARNESS := $(wildcard tests/lib/*.c tests/lib/*.bash) tests/lib/learn
+HARNESS := $(wildcard tests/lib/*.c tests/lib/*.h tests/lib/*.bash) tests/lib/learn
 define result_rule
 build/results/$(1)/$(2).result: $(wildcard $(1)/$(2)/*.c $(1)/$(2)/*.h) tests/$(2).bats $(HARNESS)
 	@$$(LEARN) record $(1) $(2)

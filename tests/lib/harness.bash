@@ -118,12 +118,13 @@ forklings_make() {
 }
 
 # without_leak_tracer: in a sanitizer build, a process that calls exit()
-# runs LeakSanitizer's check, which starts a tracer process of its own. The
-# guard counts it as one more process, and when the process is killed during
-# the check the tracer is left over as an orphan the program never forked.
-# A test that counts processes while exit() runs calls this first: it turns
-# the leak check off for that test (each bats test is its own process). The
-# valgrind stage of `make test` still checks every process for leaks.
+# runs LeakSanitizer's check, which starts a tracer process of its own (with
+# clone(), so forkwatch does not count it as the program's). When the
+# process is killed during the check, the tracer is left over as an orphan
+# the program never forked, and the census sees a survivor. A test that
+# kills workers while exit() runs calls this first: it turns the leak check
+# off for that test (each bats test is its own process). The valgrind stage
+# of `make test` still checks every process for leaks.
 without_leak_tracer() {
     [ "$FORKLINGS_SANITIZE" != 1 ] || export ASAN_OPTIONS=detect_leaks=0
 }
