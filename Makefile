@@ -1,7 +1,8 @@
 # forklings: the one interface for learners, instructors and CI.
 #
 #   make                    build your lessons, show each lesson's state and the next step
-#   make check [L=NN]       check one lesson (default: the first not yet passed)
+#   make check [L=NN]       check one lesson (default: the first not yet passed);
+#                           it stops at the first failure, ALL=1 runs every test
 #   make run L=NN [ARGS=..] build and run your program of lesson NN
 #   make hint L=NN          the next hint for lesson NN, one level per call
 #   make watch [L=NN]       re-check on every save; Enter re-checks, q quits
@@ -114,7 +115,7 @@ status:
 	@$(LEARN) status
 
 check:
-	@$(LEARN) check $(L)
+	@ALL=$(ALL) $(LEARN) check $(L)
 
 run:
 	@$(LEARN) run $(L) $(ARGS)
