@@ -18,13 +18,15 @@
  *   forked child gets a timer of its own (timers are not inherited).
  *   SIGURG is ignored by default, so a program that resets every signal
  *   stops the ticks in that process, nothing more.
- * - Short transfers. read() and readv() on a pipe, FIFO or socket return at
- *   most a random part of what was asked (POSIX: fewer bytes may come "if
- *   the read() request was interrupted by a signal, or if the file is a pipe
- *   or FIFO"); write() and writev() of more than PIPE_BUF bytes to a pipe or
- *   socket write a random part (only writes of at most PIPE_BUF bytes are
- *   atomic). Writes of PIPE_BUF bytes or less, and regular files, are never
- *   cut.
+ * - Short transfers, every time they are allowed: read() and readv() of 2
+ *   bytes or more on a pipe, FIFO or socket return a random part of what was
+ *   asked, never all of it (POSIX: fewer bytes may come "if the read()
+ *   request was interrupted by a signal, or if the file is a pipe or FIFO");
+ *   write() and writev() of more than PIPE_BUF bytes to a pipe or socket
+ *   write a random part (only writes of at most PIPE_BUF bytes are atomic).
+ *   Writes of PIPE_BUF bytes or less, and regular files, are never cut. So a
+ *   program that takes one call for a whole record fails for certain, not
+ *   by chance.
  *
  * Correct code survives all of it: it loops until a record is whole and
  * retries a call that EINTR cut short.
@@ -167,20 +169,21 @@ interrupted(int fd, short events)
     return 1;
 }
 
-/* How much of a read of n bytes to ask for: 1 to n. */
+/* How much of a read of n bytes to ask for: 1 to n - 1, every time. */
 static size_t
 read_part(int fd, size_t n)
 {
-    if (!active || n < 2 || !is_stream(fd) || pick(2) == 0)
+    if (!active || n < 2 || !is_stream(fd))
         return n;
-    return 1 + pick(n);
+    return 1 + pick(n - 1);
 }
 
-/* How much of a write of n bytes to make: all when it must be atomic. */
+/* How much of a write of n bytes to make: 1 to n - 1, every time, unless
+ * it must be atomic. */
 static size_t
 write_part(int fd, size_t n)
 {
-    if (!active || n <= PIPE_BUF || !is_stream(fd) || pick(2) == 0)
+    if (!active || n <= PIPE_BUF || !is_stream(fd))
         return n;
     return 1 + pick(n - 1);
 }
