@@ -71,7 +71,9 @@ greetings() {
 @test "exits 1 and names each worker that failed when the greetings cannot be written" {
     # stdout is /dev/full: every write() fails (ENOSPC), so fx() ends each
     # worker with _exit(1) at its first greeting, whatever the timing.
+    # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
     run_guarded -- sh -c 'exec "$0" "$@" >/dev/full' "$PROG" -j 2 -n 4
+    # shellcheck disable=SC2034 # reproduce() reads them
     g_cmd="$PROG -j 2 -n 4" g_redirect=">/dev/full"
     local bad
     bad=$(printf '%s\n' "${stderr_lines[@]}" | grep -cE '^hello-pool: worker [0-9]+ exited with status 1$' || true)
@@ -87,16 +89,19 @@ greetings() {
 }
 
 @test "sends each greeting the moment its task is done, not in a block at the end" {
-    # One worker, two tasks of 300 ms each; the guard reads the first line
-    # and then closes the pipe, as `| head -1` does. A greeting flushed as
-    # it is printed reaches the pipe 300 ms before the worker prints the
-    # second one, which then meets the closed pipe: the worker dies of
-    # SIGPIPE and the program exits 141. Greetings kept in the stdio buffer
-    # reach the pipe together, in one write() when the worker ends; that
-    # write succeeds, the worker exits 0 and so does the program. The
-    # guard closes the pipe in the same step that reads the line, so the
-    # worker's 300 ms sleep is a margin of thousands of times what it needs.
-    run_prog --head 1 -j 1 -n 2 -d 300
+    # One worker, 100 tasks of 20 ms; the guard reads the first line and
+    # then closes the pipe, as `| head -1` does. A greeting flushed as it
+    # is printed reaches the pipe while 99 tasks are still to run: the
+    # worker's next greeting after the close meets the closed pipe, the
+    # worker dies of SIGPIPE and the program exits 141. Greetings kept in
+    # the stdio buffer (2,090 bytes, less than its 4 KiB) reach the pipe
+    # together, in one write() when the worker ends: that write succeeds,
+    # the worker exits 0 and so does the program. The guard closes the pipe
+    # in the step that reads the line, and the worker has 99 tasks left
+    # then: some 2 s (and still 99 sleeps of a millisecond or more where
+    # the injection stage's signals cut them short), a margin of hundreds
+    # of times what the guard needs.
+    run_prog --head 1 -j 1 -n 100 -d 20
     assert_line_count 1
     assert_stderr_empty
     [ "$status" = 141 ] && return 0

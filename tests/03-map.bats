@@ -48,6 +48,7 @@ v_field() {
 # After a failed test: a hint that names the function of this lesson most
 # likely at fault, from what the program said or where it hung.
 lesson_teardown() {
+    stop_background             # a test that failed while its run went on
     [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
     local hint=()
     case ${stderr:-} in
@@ -122,6 +123,18 @@ lesson_teardown() {
     done
 }
 
+@test "stores each result at the index it names: the first item, finished last, still comes first" {
+    # With -d 1000 and seed 96638, item 0 sleeps 999 ms and items 1, 2 and
+    # 3 sleep 5, 6 and 16 ms. Worker 0 takes item 0 and worker 1 item 1;
+    # worker 1 then gets item 2, then item 3, and all three of its results
+    # are back some 30 ms in, about 970 ms before item 0's. So the records
+    # arrive in the order 1, 2, 3, 0 on any machine: only a pool that stores
+    # each record at its own index prints [0, 1, 4, 9].
+    run_prog -j 2 -c 1 -d 1000 -s 96638 4
+    assert_status 0
+    assert_list "$(squares 4)"
+}
+
 @test "maps 200,000 items with 2 workers: records bigger than a pipe, no deadlock" {
     run_prog -v -j 2 200000
     assert_status 0
@@ -190,55 +203,114 @@ fd_count() {
     find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
 }
 
-# look_into_workers: run map -j 4 -c 1 -d 300 64 in the background, under
-# the guard (which leaves it only 0, 1 and 2 open), and while the workers
-# sleep in their tasks (about two seconds) count each one's descriptors.
-# Sets kids (the workers' pids) and fds (a count for each).
-look_into_workers() {
-    local dir=$BATS_TEST_TMPDIR g prog="" i n
-    kids=()
-    fds=()
-    # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
-    "$GUARD" -t "$(scaled 30)" -o "$dir/out" -e "$dir/err" -r "$dir/report" -- \
-        "$PROG" -j 4 -c 1 -d 300 -s 3 64 3>&- &
-    g=$!
-    for _ in $(seq 100); do
-        [ -n "$prog" ] || prog=$(children "$g" | head -1)
-        [ -z "$prog" ] || mapfile -t kids < <(children "$prog")
-        [ ${#kids[@]} -lt 4 ] || break
-        kill -0 "$g" 2>/dev/null || break       # over already
-        sleep 0.05
-    done
-    for i in "${!kids[@]}"; do
-        fds[i]=$(fd_count "${kids[i]}")
-    done
-    if printf '%s\n' "${fds[@]}" | grep -qvx 5; then
-        sleep 0.1               # a worker just forked may not have closed yet
-        for i in "${!kids[@]}"; do
-            n=$(fd_count "${kids[i]}")
-            [ "${fds[i]}" = 5 ] || [ "$n" = 0 ] || fds[i]=$n
-        done
-    fi
-    wait "$g" || true
+# wchan_of PID: the kernel function PID sleeps in, or nothing (it runs, it
+# has ended, or the kernel does not say).
+wchan_of() {
+    local w
+    w=$(cat "/proc/$1/wchan" 2>/dev/null) || return 0
+    [ "$w" = 0 ] || echo "$w"
 }
 
-@test "each worker holds only its own two pipe ends, besides stdin, stdout and stderr" {
+# await_wchan PID REGEX: wait until PID sleeps in a kernel function that
+# matches the extended REGEX; fails when PID ends first, or has not got
+# there after 20 s.
+await_wchan() {
+    local until=$((SECONDS + $(scaled 20 | cut -d. -f1)))
+    until [[ $(wchan_of "$1") =~ $2 ]]; do
+        [ -d "/proc/$1" ] && [ $SECONDS -lt $until ] || return 1
+        sleep 0.02
+    done
+}
+
+# not_there WHO PID: why WHO (PID) cannot be looked into, for a failure.
+not_there() {
+    local err w
+    err=$(head -5 "$BATS_TEST_TMPDIR/err" 2>/dev/null)
+    w=$(wchan_of "${2:-0}")
+    if [ -z "$2" ] || [ ! -d "/proc/$2" ]; then
+        echo "$1 ended while the test expected it to be busy for about 50 s;" \
+            "stderr was: ${err:-(empty)}"
+    else
+        echo "$1 ($2) never got there: it is ${w:+$(explain_wchan "$w")}${w:-running}"
+    fi
+}
+
+# look_into_pool: run map -j 4 -c 1 -d 1000 -s 3 400 in the background,
+# under the guard (which leaves it only 0, 1 and 2 open), and count the
+# descriptors of the parent and of each worker. 400 items of up to a second
+# make some 50 s of work: the workers are there for as long as the test
+# looks, and then it stops the run. A process is counted only once it
+# sleeps where it can be only after its set-up is over, the parent in
+# poll() (pool_start() has forked every worker), a worker in nanosleep()
+# (a task) or in read() (waiting for one): from then on, the descriptors it
+# holds do not change, so the count is the same whenever it is taken.
+# Sets prog and pfds (the parent's pid and count), kids and fds (the
+# workers' pids and a count for each); fails when a process never gets
+# there.
+look_into_pool() {
+    local dir=$BATS_TEST_TMPDIR i
+    prog="" pfds="" kids=() fds=()
+    # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
+    env -u POOL_TRACE "$GUARD" -t "$(scaled 60)" -o "$dir/out" -e "$dir/err" \
+        -r "$dir/report" -- "$PROG" -j 4 -c 1 -d 1000 -s 3 400 3>&- &
+    bg_guard=$!
+    while [ -z "$prog" ] && kill -0 "$bg_guard" 2>/dev/null; do
+        prog=$(children "$bg_guard" | head -1)
+        [ -n "$prog" ] || sleep 0.02
+    done
+    [ -n "$prog" ] && await_wchan "$prog" 'poll' ||
+        fail "expected the parent to wait in poll() for the results of its workers." \
+            "$(not_there "the parent" "$prog")" \
+            "to reproduce:  $PROG_REL -j 4 -c 1 -d 1000 -s 3 400" || return 1
+    pfds=$(fd_count "$prog")
+    mapfile -t kids < <(children "$prog")
+    for i in "${!kids[@]}"; do
+        await_wchan "${kids[i]}" 'nanosleep|pipe_read|pipe_wait' ||
+            fail "expected each worker to sleep in a task or wait for one in read()." \
+                "$(not_there "worker" "${kids[i]}")" \
+                "to reproduce:  $PROG_REL -j 4 -c 1 -d 1000 -s 3 400" || return 1
+        fds[i]=$(fd_count "${kids[i]}")
+    done
+    stop_background
+}
+
+# stop_background: end the run look_into_pool started, if it still goes
+# (the guard kills the program and its workers on SIGTERM).
+stop_background() {
+    [ -n "${bg_guard:-}" ] || return 0
+    kill -TERM "$bg_guard" 2>/dev/null || true
+    wait "$bg_guard" 2>/dev/null || true
+    bg_guard=""
+}
+
+@test "the parent and each worker hold only their own pipe ends, besides stdin, stdout and stderr" {
     [ -d /proc/self/fd ] || skip "needs /proc (Linux) to count a process's descriptors"
+    [ -n "$(wchan_of $$)" ] || skip "needs /proc/PID/wchan to see where a process waits"
     [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind holds descriptors of its own"
-    local kids fds i shown=()
-    look_into_workers
-    [ ${#kids[@]} = 4 ] || look_into_workers    # a loaded machine: once more
+    local prog pfds kids fds i shown=()
+    look_into_pool
     [ ${#kids[@]} = 4 ] ||
-        fail "expected to see 4 workers while they sleep in their tasks, saw ${#kids[@]}" || return 1
+        fail "expected the parent to have 4 workers while they sleep in their tasks, it had ${#kids[@]}" \
+            "to reproduce:  $PROG_REL -j 4 -c 1 -d 1000 -s 3 400" || return 1
+    [ "$pfds" = 11 ] ||
+        fail "the parent should hold 11 descriptors while it maps: 0, 1, 2 and, for each" \
+            "of its 4 workers, the write end of its task pipe and the read end of its" \
+            "result pipe. It holds $pfds." \
+            "hint: after each fork(), the parent closes the worker's ends of the two pipes" \
+            "      (the task pipe's read end, the result pipe's write end): else a worker" \
+            "      that dies never shows up as end-of-file, and each later worker inherits" \
+            "      them." \
+            "to reproduce:  $PROG_REL -j 4 -c 1 -d 1000 -s 3 400, and ls -l /proc/PID/fd of the parent" ||
+        return 1
     printf '%s\n' "${fds[@]}" | grep -qvx 5 || return 0
     for i in "${!kids[@]}"; do
         shown+=("  worker ${kids[i]}: ${fds[i]} descriptors")
     done
     fail "each worker should hold 5 descriptors: 0, 1, 2, its task pipe's read end" \
-        "and its result pipe's write end (0: it had ended already). Found:" "${shown[@]}" \
+        "and its result pipe's write end. Found:" "${shown[@]}" \
         "hint: a worker inherits the parent's ends of every pipe made before it;" \
         "      it must close them, or its siblings never see end-of-file." \
-        "to reproduce:  $PROG_REL -j 4 -c 1 -d 300 64, and ls -l /proc/PID/fd of a worker"
+        "to reproduce:  $PROG_REL -j 4 -c 1 -d 1000 -s 3 400, and ls -l /proc/PID/fd of a worker"
 }
 
 # --- make trace: with POOL_TRACE=FILE the pool records its run (trace.h) ----

@@ -232,6 +232,29 @@ Instance(1) = 15
     assert_list "$want"
 }
 
+@test "maps 40,000 values with 1 worker: records bigger than a pipe, map and starmap alike" {
+    # One worker: chunksize ceil(40000 / 4) = 10000, so each map record,
+    # task or result, holds 80,000 bytes of values and each starmap task
+    # 240,000. A pipe holds 65,536 bytes, so no read() can return a whole
+    # record: only a reader that loops until it has every byte gets the list.
+    local want=$BATS_TEST_TMPDIR/want
+    local -a xs
+    mapfile -t xs < <(seq -20000 19999)
+    awk 'BEGIN {
+        printf "["
+        for (x = -20000; x < 20000; x++) printf (x > -20000 ? ", %.0f" : "%.0f"), 5 * (x * 5 - 11)
+        print "]"
+    }' >"$want"
+    run_prog -j 1 -- -11 5 "${xs[@]}"
+    shorten_cmd "${xs[*]}" "\$(seq -20000 19999)"
+    assert_status 0
+    assert_list "$want"
+    run_prog -t -j 1 -- -11 5 "${xs[@]}"
+    shorten_cmd "${xs[*]}" "\$(seq -20000 19999)"
+    assert_status 0
+    assert_list "$want"
+}
+
 @test "holds at most WORKERS + 1 processes and reaps every worker" {
     run_prog -j 3 2 3 1 2 3 4 5 6 7 8 9
     assert_status 0
