@@ -11,11 +11,11 @@ load lib/harness
 COPY=$BATS_FILE_TMPDIR/repo
 
 # A copy of the working tree (tracked and new files, not build/) with
-# lessons 01 and 02 only, to keep this suite quick as lessons are added, made
+# lessons 01, 02 and 05 only (05 for a reproduce line with files), to keep this suite quick as lessons are added, made
 # a git repository of its own so that reset has a starter to restore.
 setup_file() {
     make --no-print-directory -s -C "$FORKLINGS_ROOT" build/tests/guard || return 1
-    copy_worktree "$COPY" '^(lessons/|solutions/|tests/)(0[3-9]|[1-9][0-9])-'
+    copy_worktree "$COPY" '^(lessons/|solutions/|tests/|tests/mutants/)(0[346-9]|[1-9][0-9])-'
     (cd "$COPY" && git init -q && git add -A &&
         git -c user.name=student -c user.email=student@example.invalid commit -qm starter)
 }
@@ -44,9 +44,18 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
 @test "make check fails on a starter, says why and how to get a hint" {
     in_copy -- make --no-print-directory check L=01
     [ "$status" -ne 0 ] || fail "make check passed an unsolved starter"
-    assert_match '✗ the child reports its own pid and its parent' "$output" "the failed test"
+    assert_match '✗ [a-z]' "$output" "the failed test"
     assert_match 'not passed yet' "$output" "the verdict"
     assert_match 'make hint L=01' "$output" "the way to a hint"
+}
+
+@test "make check stops at the first failure and says how many were not run; ALL=1 runs all" {
+    in_copy -- make --no-print-directory check L=01
+    [ "$(grep -c '^  ✗' <<<"$output")" = 1 ] || fail "expected exactly one failed test shown, got:" "$output" || return 1
+    assert_match '[0-9]+ more test\(s\) not run after the first failure \(make check L=01 ALL=1' "$output" "the count of tests not run"
+    in_copy -- make --no-print-directory check L=01 ALL=1
+    [ "$(grep -c '^  ✗' <<<"$output")" -ge 2 ] || fail "expected ALL=1 to run every test, got:" "$output" || return 1
+    [[ $output != *"not run after the first failure"* ]] || fail "ALL=1 still stopped early:" "$output"
 }
 
 @test "a solved lesson passes, shows as passed, and the next one is named" {
@@ -163,4 +172,21 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
     exec 4>&-
     wait "$pid" || fail "watch exited with status $?:" "$(cat "$out")"
     grep -q bye "$out"
+}
+
+@test "a failure's reproduce line runs as printed from the top folder, its files kept" {
+    in_copy -- make --no-print-directory check L=05
+    [ "$status" -ne 0 ] || fail "make check passed the starter of lesson 05"
+    local line
+    line=$(sed -n 's/^ *to reproduce: *//p' <<<"$output" | head -1)
+    [[ $line == *build/check/05/1/work/in-1-10.txt* ]] ||
+        fail "expected the input file kept under build/check/05, the line is:" "$line" || return 1
+    [ -s "$COPY/build/check/05/1/work/in-1-10.txt" ] || fail "the input file it names is not there"
+    # The starter leaves no OUTPUT: the test said so, and the line shows it.
+    in_copy -- bash -c "$line"
+    assert_status 0
+    [ ! -e "$COPY/build/check/05/1/work/out.txt" ] ||
+        fail "the reproduce line made an OUTPUT the checked run did not"
+    ls "$COPY/build/check/05/1/work/" | grep -q '^out\.txt\.' ||
+        fail "the reproduce line did not run the program on the kept files"
 }

@@ -54,7 +54,11 @@ PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 g_status="" g_signal="" g_timeout="" g_forkcap="" g_cap="" g_maxprocs="" \
     g_exact="" g_inexact="" g_forks="" g_seen="" g_kicks="" g_kick_ms="" \
     g_unreaped="" g_survivors="" g_survivor_pids="" g_stuck="" \
-    g_elapsed_ms="" g_lines="" g_cmd="" g_redirect=""
+    g_elapsed_ms="" g_lines="" g_cmd="" g_redirect="" g_env=""
+
+# The variables a lesson's program reads: a reproduce line sets the ones a
+# test set for its run.
+PROGRAM_VARS="POOL_TRACE FORKLINGS_FD_REPORT"
 
 case $TREE in
 lessons | solutions) ;;
@@ -88,6 +92,7 @@ setup_file() {
 
 forklings_build() {
     local extra=()
+    rm -rf "${FORKLINGS_ROOT:?}/build/check/$LESSON_NN"   # the last check's files
     [ "${FORKLINGS_SHORTIO:-}" != 1 ] || extra=(build/tests/shortio.so)
     forklings_make "$PROG_REL" build/tests/guard "${extra[@]}" || return 1
 }
@@ -189,7 +194,14 @@ run_guarded() {
         esac
     done
     [ "${1:-}" = -- ] && shift
-    g_cmd=$*
+    # The command as the shell must read it again: each word quoted.
+    g_cmd=$(printf '%q ' "$@")
+    g_cmd=${g_cmd% }
+    g_env=""
+    local var
+    for var in $PROGRAM_VARS; do
+        [ -z "${!var+set}" ] || g_env+="$var=$(printf '%q' "${!var}") "
+    done
     local cmd=("$@")
     if [ "${FORKLINGS_VALGRIND:-}" = 1 ] && [ "$1" = "$PROG" ]; then
         rm -f "$dir"/vg.*.log
@@ -239,11 +251,50 @@ run_prog() {
     run_guarded "${opts[@]}" -- "$PROG" "$@"
 }
 
-# The command to paste to see the failure for yourself.
+# keep_inputs: copy the test's own files (inputs, a trace, a report) from
+# its temporary folder, which bats deletes, to build/check/NN/TEST, kept
+# until the lesson's next check; print that folder, from the top folder.
+keep_inputs() {
+    local keep=build/check/$LESSON_NN/${BATS_TEST_NUMBER:-0} f
+    rm -rf "${FORKLINGS_ROOT:?}/$keep"
+    mkdir -p "$FORKLINGS_ROOT/$keep"
+    for f in "$BATS_TEST_TMPDIR"/* "$BATS_TEST_TMPDIR"/.[!.]*; do
+        [ -e "$f" ] || continue
+        case ${f##*/} in    # the harness's own files: not inputs
+        stdout | stderr | report | diff | vg.*.log | .actual | .want* | .got* | .failed) continue ;;
+        esac
+        cp -R "$f" "$FORKLINGS_ROOT/$keep/"
+    done
+    echo "$keep"
+}
+
+# The command to paste, from the repository's top folder, to see the
+# failure for yourself: the words quoted, the variables the test set, and
+# the test's files copied where they stay.
 reproduce() {
-    local c=${g_cmd//$FORKLINGS_ROOT\//}
-    echo "to reproduce:  $c $g_redirect"
+    local c="$g_env$g_cmd" keep
+    if [[ $c == *"$BATS_TEST_TMPDIR"* ]]; then
+        keep=$(keep_inputs)
+        c=${c//$BATS_TEST_TMPDIR/$keep}
+    fi
+    c=${c//$FORKLINGS_ROOT\//}
+    echo "to reproduce:  ${g_env:+env }$c $g_redirect"
     echo "stuck?         make hint L=$LESSON_NN"
+}
+
+# show_stderr: the program's stderr for a message, at most 10 lines; the
+# rest is kept in a file whose path is named.
+show_stderr() {
+    local n=${#stderr_lines[@]} keep
+    if [ "$n" -le 10 ]; then
+        printf '%s\n' "${stderr:-(empty)}"
+        return
+    fi
+    printf '%s\n' "${stderr_lines[@]:0:10}"
+    keep=build/check/$LESSON_NN/${BATS_TEST_NUMBER:-0}.stderr
+    mkdir -p "$FORKLINGS_ROOT/build/check/$LESSON_NN"
+    printf '%s\n' "${stderr_lines[@]}" >"$FORKLINGS_ROOT/$keep"
+    echo "... $((n - 10)) more lines in $keep"
 }
 
 # Fail the test with a message for the student.
@@ -435,12 +486,12 @@ check_valgrind_logs() {
 assert_status() {
     [ "$status" = "$1" ] && return 0
     fail "expected exit status $1, got $status" \
-        "stderr was: ${stderr:-(empty)}" "$(reproduce)"
+        "stderr was: $(show_stderr)" "$(reproduce)"
 }
 
 assert_stderr_empty() {
     [ -z "$stderr" ] && return 0
-    fail "expected nothing on stderr, got:" "$stderr" "$(reproduce)"
+    fail "expected nothing on stderr, got:" "$(show_stderr)" "$(reproduce)"
 }
 
 # assert_usage_error: exit status 2, nothing on stdout, exactly one line on
