@@ -80,6 +80,7 @@ struct proc {
     char state;  /* R, S, D, Z, ... from /proc/PID/stat */
     char comm[32];  /* command name */
     char wchan[48]; /* kernel function it sleeps in, if readable */
+    long reads;     /* read() calls it made (/proc/PID/io syscr), or -1 */
     int ours;    /* belongs to the program under watch */
 };
 
@@ -126,7 +127,7 @@ struct run {
     int unreaped;               /* zombies it left; -1 unknown */
     int survivors;              /* processes alive after it (and -w) */
     char survivor_list[1024];   /* their pids */
-    char stuck[2048];           /* at the deadline: pid:comm:state:wchan ... */
+    char stuck[2048];           /* at the deadline: pid:comm:state:wchan:reads ... */
 };
 
 static struct proc table[MAX_PROCS];
@@ -389,7 +390,21 @@ census(long cap)
     return n;
 }
 
-/* Note, for each marked process, the kernel function it sleeps in. */
+/* The count of read() calls pid has made, from /proc/PID/io; -1 unknown. */
+static long
+read_calls(pid_t pid)
+{
+    char path[64], buf[512], *p;
+
+    snprintf(path, sizeof path, "/proc/%d/io", pid);
+    if (slurp(path, buf, sizeof buf) <= 0 || (p = strstr(buf, "syscr:")) == NULL)
+        return -1;
+    return strtol(p + 6, NULL, 10);
+}
+
+/* Note, for each marked process, the kernel function it sleeps in and how
+ * many read() calls it has made (a loop on a read() that returns 0 makes
+ * millions). */
 static void
 read_wchans(void)
 {
@@ -402,6 +417,7 @@ read_wchans(void)
         if (slurp(path, table[i].wchan, sizeof table[i].wchan) <= 0 ||
             strcmp(table[i].wchan, "0") == 0)
             snprintf(table[i].wchan, sizeof table[i].wchan, "?");
+        table[i].reads = read_calls(table[i].pid);
     }
 }
 
@@ -661,8 +677,9 @@ on_deadline(struct run *r)
     for (int i = 0; i < ntable; i++)
         if (table[i].ours && len < (int)sizeof r->stuck - 100)
             len += snprintf(r->stuck + len, sizeof r->stuck - len,
-                            "%s%d:%s:%c:%s", len ? " " : "", table[i].pid,
-                            table[i].comm, table[i].state, table[i].wchan);
+                            "%s%d:%s:%c:%s:%ld", len ? " " : "", table[i].pid,
+                            table[i].comm, table[i].state, table[i].wchan,
+                            table[i].reads);
     kill_all();
 }
 

@@ -327,11 +327,14 @@ check_guard_report() {
         return 1
     fi
     if [ "$g_timeout" = 1 ]; then
-        local msg=() hints=() p pid comm state wchan seen=""
+        local msg=() hints=() p pid comm state wchan reads seen=""
         for p in $g_stuck; do
-            IFS=: read -r pid comm state wchan <<<"$p"
+            IFS=: read -r pid comm state wchan reads <<<"$p"
             if [ "$state" = Z ]; then
                 msg+=("  process $pid ($comm): finished, never reaped (zombie)")
+            elif [ "${reads:-0}" -gt 100000 ] 2>/dev/null; then
+                msg+=("  process $pid ($comm): running, and it has called read() $reads times")
+                seen="$seen rereading"
             elif [ "$state" = R ]; then
                 msg+=("  process $pid ($comm): running, not waiting for anything")
                 seen="$seen running"
@@ -348,6 +351,10 @@ check_guard_report() {
             "hint: a write() into a full pipe (64 KiB on Linux) waits until its reader"
             "      reads. If the reader is itself blocked writing to the writer, neither"
             "      moves: read results while you send tasks, from one poll() loop.")
+        [[ $seen == *rereading* ]] && hints+=(
+            "hint: a loop calls read() again and again: read() returns 0 at end-of-file"
+            "      (every write end closed), and 0 will never grow into the bytes you"
+            "      wait for. Treat 0 as the end: stop the loop and say so to the caller.")
         [[ $seen == *running* ]] && hints+=(
             "hint: a process is busy in a loop that never ends: does each loop have a"
             "      way out? A wait() loop ends when wait() fails with errno ECHILD.")
