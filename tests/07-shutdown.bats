@@ -250,17 +250,17 @@ lesson_teardown() {
 @test "escalates to SIGKILL after the grace period when workers ignore SIGTERM (-S)" {
     STOP_TEST=1
     # Each task ignores SIGTERM and would run 10 s; the grace period is 0.3 s.
-    # The signal comes at 0.5 s, in the middle of the first tasks: a pool
-    # is started, and each worker has begun its task, within milliseconds
-    # (a hundredth of the 0.5 s), and no task ends before 10 s. No line is
-    # printed before then, so there is no line to plan the signal after;
-    # the report's counts confirm the moment: nothing done, 3 in flight.
-    run_prog --deadline 5 --kill "TERM@$(scaled 0.5)" -S -j 3 -n 6 -d 10000 -g 300
+    # No line is printed before a task ends, so the signal is planned for
+    # the moment the guard sees the parent asleep in poll() (its wchan):
+    # it has handed a task to every idle worker, and no task ends before
+    # 10 s. The report's counts confirm the moment: nothing done, 3 in flight.
+    run_prog --deadline 5 --kill TERM@poll -S -j 3 -n 6 -d 10000 -g 300
     assert_stopped 15
     assert_report SIGTERM terminated
     [ "$r_done" = 0 ] && [ "$r_discarded" = 3 ] ||
         fail "expected the report to count 0 tasks done and the 3 in flight discarded" \
-            "(the signal came 0.5 s into tasks of 10 s):" "${stderr_lines[0]}" "$(reproduce)" ||
+            "(the signal came while the parent waited in poll() for tasks of 10 s):" \
+            "${stderr_lines[0]}" "$(reproduce)" ||
         return 1
     [ "$r_killed" = 3 ] ||
         fail "expected the 3 stubborn workers to need SIGKILL:" "${stderr_lines[0]}" \
@@ -274,15 +274,16 @@ lesson_teardown() {
     STOP_TEST=1
     # Tasks of 3 s, a grace period of 2 s: a worker that SIGTERM does not
     # end at once gets SIGKILL, and the stop takes seconds. The signal comes
-    # at 0.5 s: the pool is started within milliseconds, and no task ends
-    # before 3 s, so the parent certainly sits in poll() with every worker
-    # busy (the report must say so: nothing done, 4 in flight).
-    run_prog --deadline 6 --kill "TERM@$(scaled 0.5)" -j 4 -n 100 -d 3000 -g 2000
+    # when the guard sees the parent asleep in poll() (its wchan), and no
+    # task ends before 3 s, so every worker is busy (the report must say
+    # so: nothing done, 4 in flight).
+    run_prog --deadline 6 --kill TERM@poll -j 4 -n 100 -d 3000 -g 2000
     assert_stopped 15
     assert_report SIGTERM terminated
     [ "$r_done" = 0 ] && [ "$r_discarded" = 4 ] ||
         fail "expected the report to count 0 tasks done and the 4 in flight discarded" \
-            "(the signal came 0.5 s into tasks of 3 s):" "${stderr_lines[0]}" "$(reproduce)" ||
+            "(the signal came while the parent waited in poll() for tasks of 3 s):" \
+            "${stderr_lines[0]}" "$(reproduce)" ||
         return 1
     assert_no_sigkill
     # From the signal: right, a few ms (SIGTERM ends each worker at once);

@@ -204,10 +204,9 @@ C
 
 @test "Ctrl-C (SIGINT to the group) cancels a long map: status 130, no worker left" {
     # The program prints nothing before its tasks of 60 s end, so Ctrl-C
-    # comes at a time, 0.5 s: the handler is set up first thing in main(),
-    # within a millisecond, and until 60 s the map waits for the tasks (or
-    # is still starting the pool: the byte then waits in the self-pipe).
-    run_prog --deadline 5 --group --kill "INT@$(scaled 0.5)" -j 3 -d 60000 -n 6
+    # comes when the guard sees the parent asleep in poll() (its wchan):
+    # the map has handed out its chunks and waits for tasks of 60 s.
+    run_prog --deadline 5 --group --kill INT@poll -j 3 -d 60000 -n 6
     assert_status 130
     assert_match '^pool: interrupted' "$stderr" "stderr"
     # Measured from Ctrl-C, not from the start: right, a few ms (the

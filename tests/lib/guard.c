@@ -35,7 +35,9 @@
  *   -i FILE     program's stdin (/dev/null)
  *   -H N        read N lines of stdout, then close the pipe, as `| head -N`
  *   -k SIG@WHEN send SIG to the program when WHEN is reached: seconds
- *               (0.5) or a count of stdout lines (L3); -g sends to its group
+ *               (0.5), a count of stdout lines (L3), or `poll`: once the
+ *               program's first process sleeps in poll() or select(), read
+ *               from /proc/PID/wchan (Linux); -g sends to its group
  *   -w SECS     after the program exits, wait this long for the processes it
  *               left to leave by themselves before counting them (0)
  *   -r FILE     write the report there (key=value lines)
@@ -89,6 +91,7 @@ struct kick {
     int sig;        /* signal to send */
     double at;      /* seconds after start, or -1 */
     long lines;     /* stdout lines seen, or -1 */
+    int on_poll;    /* send once the program sleeps in poll() or select() */
     double sent;    /* when it was sent, seconds after start, or -1 */
 };
 
@@ -253,7 +256,9 @@ parse_kick(struct kick *k, const char *arg)
     k->at = -1;
     k->lines = -1;
     k->sent = -1;
-    if (at[1] == 'L')
+    if (strcmp(at + 1, "poll") == 0)
+        k->on_poll = 1;
+    else if (at[1] == 'L')
         k->lines = parse_count(at + 2, 'k', 1);
     else
         k->at = parse_seconds(at + 1, 'k');
@@ -605,12 +610,36 @@ send_kick(struct kick *k, const struct options *o, double t)
         k->sent = t;
 }
 
-/* Send the kicks whose time has come, at t seconds. */
+/* 1 when the program's first process sleeps in poll() or select(). */
+static int
+program_in_poll(void)
+{
+    char path[64], wchan[64];
+
+    snprintf(path, sizeof path, "/proc/%d/wchan", child);
+    return slurp(path, wchan, sizeof wchan) > 0 &&
+           (strstr(wchan, "poll") != NULL || strstr(wchan, "select") != NULL);
+}
+
+/* 1 while a kick waits for the program to sleep in poll(). */
+static int
+poll_kick_pending(const struct options *o)
+{
+    for (int i = 0; i < o->nkicks; i++)
+        if (o->kicks[i].on_poll && o->kicks[i].sent < 0)
+            return 1;
+    return 0;
+}
+
+/* Send the kicks whose time or moment has come, at t seconds. */
 static void
 send_timed_kicks(struct options *o, double t)
 {
+    int in_poll = poll_kick_pending(o) && program_in_poll();
+
     for (int i = 0; i < o->nkicks; i++)
-        if (o->kicks[i].at >= 0 && t >= o->kicks[i].at)
+        if ((o->kicks[i].at >= 0 && t >= o->kicks[i].at) ||
+            (o->kicks[i].on_poll && in_poll))
             send_kick(&o->kicks[i], o, t);
 }
 
@@ -625,6 +654,8 @@ ms_until_next(const struct run *r, const struct options *o, double t)
     for (int i = 0; i < o->nkicks; i++)
         if (o->kicks[i].at >= 0 && o->kicks[i].sent < 0 && o->kicks[i].at < next)
             next = o->kicks[i].at;
+    if (poll_kick_pending(o) && next > t + 0.001)
+        next = t + 0.001;       /* look at its wchan every millisecond */
     if (next <= t)
         return 0;
     return (int)ceil((next - t) * 1000);
@@ -838,7 +869,9 @@ report_kicks(FILE *f, const struct run *r, const struct options *o)
         const struct kick *k = &o->kicks[i];
 
         fprintf(f, "%s%s", i ? " " : "", k->name);
-        if (k->at >= 0)
+        if (k->on_poll)
+            fputs("@poll", f);
+        else if (k->at >= 0)
             fprintf(f, "@%.3f", k->at);
         else
             fprintf(f, "@L%ld", k->lines);

@@ -165,7 +165,9 @@ slow_mode() {
 #   --deadline SECS   kill the group after SECS (default $DEADLINE), scaled
 #   --cap N           most processes at once (default $PROC_CAP)
 #   --head N          read N lines of stdout, then close it, as `| head -N`
-#   --kill SIG@WHEN   send SIG at WHEN: seconds (0.5) or stdout lines (L3)
+#   --kill SIG@WHEN   send SIG at WHEN: seconds (0.5), stdout lines (L3), or
+#                     poll: once the program's first process sleeps in
+#                     poll() or select() (the moment a stop must wake it)
 #   --group           --kill signals go to the whole process group
 #   --linger SECS     give left processes SECS to leave before the census
 #   --stdin FILE      stdin (default /dev/null)
@@ -400,6 +402,8 @@ check_kicks() {
         plan=${plan#*@}
         if [[ $plan == L* ]]; then
             plan="after stdout line ${plan#L}; it printed $g_lines"
+        elif [ "$plan" = poll ]; then
+            plan="for when it waited in poll()"
         else
             plan="at ${plan} s"
         fi
