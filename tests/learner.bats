@@ -191,3 +191,23 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
     [ -e "${made[0]}" ] ||
         fail "the reproduce line did not run the program on the kept files"
 }
+
+@test "a lesson that passed stays passed when a re-check of the same files fails; a change shows" {
+    solve 01-fork
+    in_copy -- make --no-print-directory check L=01
+    assert_status 0
+    # A re-check after a change to the tests, say, that fails on the same
+    # files (as a flaky test would): the table still says passed, and why.
+    local result=$COPY/build/results/lessons/01-fork.result
+    sed -i '1s/.*/failed/' "$result"
+    touch "$result"
+    in_copy -- make --no-print-directory
+    assert_match '01  fork +passed \(a re-check after a change to the tests failed: make check L=01\)' \
+        "$output" "the table"
+    assert_match 'next: lesson 02' "$output" "the next step"
+    # A change to the learner's file that breaks it: not passed, and said so.
+    sed -i 's/_exit(status);/exit(status);/' "$COPY/lessons/01-fork/fork.c"
+    in_copy -- make --no-print-directory
+    assert_match '01  fork +not passed \([0-9]+ of [0-9]+ tests; changed since it passed\)' \
+        "$output" "the table"
+}
