@@ -118,7 +118,7 @@ note_forking(void)
         ;
     if (now + 1 > w->cap) {     /* the program itself is one more */
         atomic_store(&w->capped, 1);
-        kill(-w->pgid, SIGKILL);
+        (void)kill(-w->pgid, SIGKILL); /* ignored: it kills its caller too */
     }
 }
 
@@ -153,11 +153,11 @@ watch_start(void)
     if (path == NULL || (fd = open(path, O_RDWR | O_CLOEXEC)) == -1)
         goto out;
     p = mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);                  /* the mapping stays; no descriptor does */
+    (void)close(fd);            /* the mapping stays; no descriptor does */
     if (p == MAP_FAILED)
         goto out;
     if (((struct watch *)p)->magic != WATCH_MAGIC) {
-        munmap(p, sizeof *w);
+        (void)munmap(p, sizeof *w); /* ignored: not ours, left alone */
         goto out;
     }
     w = p;

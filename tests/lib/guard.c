@@ -320,7 +320,7 @@ slurp(const char *path, char *buf, size_t size)
     if (fd == -1)
         return -1;
     n = read(fd, buf, size - 1);
-    close(fd);
+    (void)close(fd);            /* ignored: a read-only file */
     if (n < 0)
         return -1;
     buf[n] = '\0';
@@ -385,10 +385,10 @@ census(long cap)
             continue;
         pr->ours = (child > 0 && pr->pgrp == child) || pr->ppid == self;
         if (pr->ours && ++members > cap && cap > 0 && child > 0)
-            kill(-child, SIGKILL);
+            (void)kill(-child, SIGKILL); /* ignored: ESRCH, gone already */
         ntable++;
     }
-    closedir(d);
+    (void)closedir(d);          /* ignored: a directory read to its end */
     mark_descendants();
     for (int i = 0; i < ntable; i++)
         n += table[i].ours;
@@ -474,7 +474,7 @@ watch_create(struct run *r, const struct options *o)
     p = mmap(NULL, sizeof *r->watch, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         fail("mmap %s: %s", r->watch_path, strerror(errno));
-    close(fd);
+    (void)close(fd);            /* ignored: the mapping holds the file */
     r->watch = p;
     r->watch->cap = (int)o->cap;
     r->watch->magic = WATCH_MAGIC;
@@ -575,7 +575,7 @@ start_program(struct run *r, const struct options *o)
         fail("fork: %s", strerror(errno));
     case 0:
         if (pipefd[0] != -1)
-            close(pipefd[0]);
+            (void)close(pipefd[0]); /* ignored: the child's copy, unused */
         exec_program(r, o, o->direct ? r->ofd : pipefd[1]);
     }
     /* ignored: EACCES once it has exec'd means the child made it itself */
@@ -583,7 +583,7 @@ start_program(struct run *r, const struct options *o)
     if (r->watch != NULL)
         r->watch->pgid = child;
     if (pipefd[1] != -1)
-        close(pipefd[1]);       /* only the program writes to it */
+        (void)close(pipefd[1]); /* only the program writes to it */
     r->out_pipe = pipefd[0];
     r->next_census = 0;
 }
@@ -671,7 +671,7 @@ drain_output(struct run *r, struct options *o)
     if (got == -1 && errno == EINTR)
         return;
     if (got <= 0) {
-        close(r->out_pipe);
+        (void)close(r->out_pipe); /* ignored: a read end, at its end */
         r->out_pipe = -1;
         return;
     }
@@ -691,7 +691,7 @@ drain_output(struct run *r, struct options *o)
     if (write(r->ofd, buf, keep) != keep)
         fail("write output: %s", strerror(errno));
     if (r->lines == o->head) {      /* as `head` does: stop reading */
-        close(r->out_pipe);
+        (void)close(r->out_pipe); /* ignored: a read end we stop reading */
         r->out_pipe = -1;
     }
 }
@@ -726,9 +726,9 @@ stop_now(struct run *r)
     while (reap_adopted())
         nap(1);
     if (r->watch != NULL)
-        unlink(r->watch_path);
-    signal(stop_sig, SIG_DFL);
-    raise(stop_sig);
+        (void)unlink(r->watch_path); /* ignored: a temporary file */
+    (void)signal(stop_sig, SIG_DFL); /* ignored: cannot fail for these */
+    (void)raise(stop_sig);
     _exit(128 + stop_sig);
 }
 
@@ -850,7 +850,7 @@ leave_nothing(struct run *r, const struct options *o)
         if ((o->head < 0 || r->lines < o->head) && write(r->ofd, buf, got) != got)
             break;
     if (r->watch != NULL)
-        unlink(r->watch_path);
+        (void)unlink(r->watch_path); /* ignored: a temporary file */
 }
 
 /* The program's status as the shell gives it. */
@@ -944,7 +944,7 @@ prepare_guard(void)
     if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1 ||
         sigaction(SIGHUP, &sa, NULL) == -1 || sigaction(SIGCHLD, &sa, NULL) == -1)
         fail("sigaction: %s", strerror(errno));
-    signal(SIGPIPE, SIG_IGN);   /* a closed -o pipe is an error, not a death */
+    (void)signal(SIGPIPE, SIG_IGN); /* a closed -o pipe is an error, not a death */
 }
 
 int
