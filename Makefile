@@ -34,6 +34,9 @@ ifeq ($(WERROR),1)
 CFLAGS_STD += -Werror
 endif
 ALL_CFLAGS = $(CFLAGS_STD) $(CFLAGS)
+# The math library too: a learner's ceil() (Python's default chunksize is a
+# ceiling) must link without a word about -lm.
+LDLIBS += -lm
 
 # Every lessons/NN-slug folder is a lesson; its .c files make one program,
 # build/<tree>/NN-slug/slug. A lesson with more programs (the capstone's
