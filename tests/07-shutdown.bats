@@ -161,6 +161,12 @@ lesson_teardown() {
     assert_pool_of 4
 }
 
+@test "the signal handler only sets a flag and writes to the self-pipe: async-signal-safe calls" {
+    # Read from the program's machine code: every call on_stop_signal()
+    # makes, directly or through the program's own functions.
+    assert_handler_is_safe on_stop_signal
+}
+
 @test "Ctrl-C after three results stops every worker, reports the tasks done and exits 130" {
     STOP_TEST=1
     # Ctrl-C: SIGINT to the whole process group, workers included.

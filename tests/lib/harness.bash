@@ -492,6 +492,59 @@ check_valgrind_logs() {
     [ $bad = 0 ] || fail "hint: free what you malloc on every path, and read only what you wrote." "$(reproduce)"
 }
 
+# calls_from PROGRAM FUNCTION: the library functions that FUNCTION calls,
+# itself or through the program's own functions it calls, one a line, read
+# from the machine code (objdump -d). Fails where objdump cannot read it.
+calls_from() {
+    objdump -d --no-show-raw-insn "$1" 2>/dev/null | awk -v start="$2" '
+        /^[0-9a-f]+ <[^>]+>:$/ { fn = $2; gsub(/[<>:]/, "", fn); found[fn] = 1; next }
+        /\tcall/ && fn != "" && match($0, /<[^>]+>/) {
+            t = substr($0, RSTART + 1, RLENGTH - 2)
+            sub(/\+0x[0-9a-f]+$/, "", t)
+            calls[fn] = calls[fn] " " t
+        }
+        END {
+            if (!(start in found)) exit 1
+            queue[1] = start; seen[start] = 1; n = 1
+            for (i = 1; i <= n; i++) {
+                m = split(calls[queue[i]], c, " ")
+                for (k = 1; k <= m; k++) {
+                    t = c[k]
+                    if (t ~ /@plt$/) { sub(/@.*$/, "", t); ext[t] = 1 }
+                    else if (!(t in seen)) { seen[t] = 1; queue[++n] = t }
+                }
+            }
+            for (e in ext) print e
+        }'
+}
+
+# assert_handler_is_safe FUNCTION: the signal handler FUNCTION calls only
+# functions that signal-safety(7) lists as async-signal-safe (and errno's
+# accessor): a handler runs in the middle of whatever the program was
+# doing, maybe inside printf() or malloc() with their locks held.
+assert_handler_is_safe() {
+    local fn=$1 calls f bad=()
+    command -v objdump >/dev/null 2>&1 || skip "objdump is not installed: the handler's calls cannot be read"
+    calls=$(calls_from "$PROG" "$fn") ||
+        fail "the program has no function $fn(): the signal handler must keep that name" || return 1
+    for f in $calls; do
+        case $f in
+        write | read | _exit | _Exit | kill | raise | getpid | getppid | sigaction | \
+            signal | sigprocmask | pthread_sigmask | sigemptyset | sigaddset | \
+            close | __errno_location | __error | __stack_chk_fail | abort | \
+            __asan_* | __ubsan_* | __sanitizer_* | __tsan_*) ;;
+        *) bad+=("$f()") ;;
+        esac
+    done
+    [ ${#bad[@]} = 0 ] && return 0
+    fail "the signal handler $fn() calls ${bad[*]}, which signal-safety(7) does not list" \
+        "as async-signal-safe." \
+        "hint: a handler may run while the program is inside printf() or malloc(), with" \
+        "      their locks held: calling them again can deadlock or corrupt memory. Set" \
+        "      a volatile sig_atomic_t flag and write() one byte to the self-pipe;" \
+        "      report and clean up in the main loop, after poll() wakes."
+}
+
 # --- assertions -------------------------------------------------------------
 
 assert_status() {
