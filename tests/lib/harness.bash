@@ -524,6 +524,7 @@ calls_from() {
 # doing, maybe inside printf() or malloc() with their locks held.
 assert_handler_is_safe() {
     local fn=$1 calls f bad=()
+    [ "$(uname -s)" = Linux ] || skip "the handler's calls are read from ELF machine code: Linux only"
     command -v objdump >/dev/null 2>&1 || skip "objdump is not installed: the handler's calls cannot be read"
     calls=$(calls_from "$PROG" "$fn") ||
         fail "the program has no function $fn(): the signal handler must keep that name" || return 1
