@@ -173,6 +173,22 @@ finish_pool(struct pool **pp)
     return rc;
 }
 
+/* The name of a failure kind, as pool.h spells it. */
+static const char *
+kind_name(enum pool_failure kind)
+{
+    static const char *const names[] = {
+        [POOL_OK] = "POOL_OK",         [POOL_ETASK] = "POOL_ETASK",
+        [POOL_EWORKER] = "POOL_EWORKER", [POOL_EINIT] = "POOL_EINIT",
+        [POOL_ESTATE] = "POOL_ESTATE", [POOL_EINVAL] = "POOL_EINVAL",
+        [POOL_ECANCELED] = "POOL_ECANCELED", [POOL_ESYS] = "POOL_ESYS",
+    };
+
+    if ((unsigned)kind < sizeof names / sizeof names[0] && names[kind] != NULL)
+        return names[kind];
+    return "an unknown kind";
+}
+
 /* Whether p's last call failed with kind. Says what happened when not. */
 static int
 failed_with(struct pool *p, enum pool_failure kind)
@@ -181,9 +197,9 @@ failed_with(struct pool *p, enum pool_failure kind)
 
     if (e->kind == kind)
         return 1;
-    fprintf(stderr, "  (last error: kind %d, index %ld, failed %ld, code %d, "
-            "signal %d: %s)\n", e->kind, e->index, e->failed, e->code,
-            e->signal, e->message);
+    fprintf(stderr, "  (expected %s; the last error: %s, index %ld, failed %ld, "
+            "code %d, signal %d: %s)\n", kind_name(kind), kind_name(e->kind),
+            e->index, e->failed, e->code, e->signal, e->message);
     return 0;
 }
 
@@ -707,8 +723,8 @@ worker_count_validation(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(pool_create(&bad[i], &err) == NULL, "bad config %zu accepted",
               i);
-        CHECK(err.kind == POOL_EINVAL, "bad config %zu: kind %d, not "
-              "POOL_EINVAL: %s", i, err.kind, err.message);
+        CHECK(err.kind == POOL_EINVAL, "bad config %zu: %s, not "
+              "POOL_EINVAL: %s", i, kind_name(err.kind), err.message);
     }
     CHECK((p = make_pool((struct pool_config){.workers = 0})) != NULL,
           "no pool");
@@ -1172,8 +1188,8 @@ initializer_fails(void)
         CHECK(pool_create(&(struct pool_config){.workers = 4,
                                                 .init = inits_[i]},
                           &err) == NULL, "create succeeded");
-        CHECK(err.kind == POOL_EINIT, "kind %d, not POOL_EINIT: %s",
-              err.kind, err.message);
+        CHECK(err.kind == POOL_EINIT, "%s, not POOL_EINIT: %s",
+              kind_name(err.kind), err.message);
         CHECK(i == 0 ? err.code == 7 && strstr(err.message, "code 7")
                      : err.signal == SIGKILL,
               "code %d, signal %d: %s", err.code, err.signal, err.message);
