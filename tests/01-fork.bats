@@ -21,10 +21,33 @@ need_child_line() {
     read_pids
     [ -n "$child_pid" ] && return 0
     fail "there is no line 'child PID: my parent is PPID' to compare with, got:" \
-        "$output" \
-        "hint: the child prints its line, then fflush(stdout), then _exit(): _exit()" \
-        "      does not flush, and through a pipe the line waits in the buffer." \
-        "$(reproduce)"
+        "$output" "$(likely_cause)" "$(reproduce)"
+}
+
+# count REGEX: how many stdout lines match the extended REGEX.
+count() {
+    grep -cE "$1" <<<"$output" || true
+}
+
+# likely_cause: the hint that this run's output points at, from what it
+# printed: each mistake of the lesson leaves its own signature.
+likely_cause() {
+    if [ "$(count '^parent [0-9]+: forked child 0$')" != 0 ]; then
+        echo "hint: the parent says 'forked child 0': spawn_child() returned 0 without"
+        echo "      forking (its TODO). fork() returns the child's pid in the parent."
+    elif [ "$(count ' exited with status | was killed by signal ')" = 0 ]; then
+        echo "hint: no line says how the child ended: reap_child() must waitpid() for"
+        echo "      it and print its status (its TODO)."
+    elif [ "$(count '^parent [0-9]+: about to fork$')" -gt 1 ]; then
+        echo "hint: the line from before fork() came out twice: fflush(NULL) just before"
+        echo "      fork(), or the child inherits the unflushed buffer and prints it too."
+    elif [ "$(count 'atexit handler says goodbye$')" -gt 1 ]; then
+        echo "hint: two goodbyes: the child left with exit(), which runs the parent's"
+        echo "      atexit() handlers and flushes its buffers. Leave with _exit()."
+    elif [ "$(count '^child [0-9]+: my parent is [0-9]+$')" = 0 ]; then
+        echo "hint: no line from the child: it must fflush(stdout) before _exit(), which"
+        echo "      does not flush; through a pipe or a file the line waits in the buffer."
+    fi
 }
 
 # expect_each_once: each of the five kinds of line appears exactly once.
@@ -33,12 +56,9 @@ expect_each_once() {
     for pattern in '^parent [0-9]+: about to fork$' '^child [0-9]+: my parent is [0-9]+$' \
         '^parent [0-9]+: forked child [0-9]+$' '^parent [0-9]+: child [0-9]+ exited with status [0-9]+$' \
         '^parent [0-9]+: atexit handler says goodbye$'; do
-        n=$(grep -cE "$pattern" <<<"$output" || true)
+        n=$(count "$pattern")
         [ "$n" = 1 ] || fail "expected one line matching /$pattern/, got $n, in:" "$output" \
-            "hint: 0 child lines: the child must fflush(stdout) before _exit();" \
-            "      2 lines from before fork(): fflush(NULL) just before fork();" \
-            "      2 goodbyes: the child left with exit(), which runs atexit() handlers." \
-            "$(reproduce)" || return 1
+            "$(likely_cause)" "$(reproduce)" || return 1
     done
 }
 
