@@ -908,6 +908,7 @@ write_report(const struct run *r, const struct options *o)
         return;
     if ((f = fopen(o->report, "w")) == NULL)
         fail("%s: %s", o->report, strerror(errno));
+    fprintf(f, "pid=%d\n", (int)child);
     fprintf(f, "status=%d\n", shell_status(r->status));
     fprintf(f, "signal=%d\n", WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0);
     fprintf(f, "timeout=%d\nforkcap=%d\ncap=%ld\n", r->timed_out, capped, o->cap);

@@ -52,7 +52,7 @@ PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 # read them.
 # shellcheck disable=SC2034
 g_status="" g_signal="" g_timeout="" g_forkcap="" g_cap="" g_maxprocs="" \
-    g_exact="" g_inexact="" g_forks="" g_seen="" g_kicks="" g_kick_ms="" \
+    g_exact="" g_inexact="" g_forks="" g_seen="" g_kicks="" g_kick_ms="" g_pid="" \
     g_unreaped="" g_survivors="" g_survivor_pids="" g_stuck="" \
     g_elapsed_ms="" g_lines="" g_cmd="" g_redirect="" g_env=""
 
@@ -329,9 +329,10 @@ check_guard_report() {
         return 1
     fi
     if [ "$g_timeout" = 1 ]; then
-        local msg=() hints=() p pid comm state wchan reads seen=""
+        local msg=() hints=() p pid comm state wchan reads seen="" main="" others=""
         for p in $g_stuck; do
             IFS=: read -r pid comm state wchan reads <<<"$p"
+            if [ "$pid" = "$g_pid" ]; then main="$state:$wchan"; else others+=" $state:$wchan"; fi
             if [ "$state" = Z ]; then
                 msg+=("  process $pid ($comm): finished, never reaped (zombie)")
             elif [ "${reads:-0}" -gt 100000 ] 2>/dev/null; then
@@ -345,7 +346,21 @@ check_guard_report() {
                 seen="$seen $wchan"
             fi
         done
-        [[ $seen == *pipe_read* || $seen == *pipe_wait* ]] && hints+=(
+        # The parent polls for a result while every worker waits for a task:
+        # each waits for the other, and no pipe end is to blame.
+        local standoff=""
+        if [[ $main == S:*poll* || $main == S:*select* ]] && [ -n "$others" ]; then
+            standoff=1
+            for p in $others; do
+                [[ $p == S:*pipe_read* || $p == S:*pipe_wait* ]] || standoff=""
+            done
+        fi
+        [ -n "$standoff" ] && hints+=(
+            "hint: the parent waits in poll() for a result while every worker waits"
+            "      for a task: each waits for the other. The parent believes a worker"
+            "      holds a chunk: was that chunk really written to it, and is a worker"
+            "      marked idle again once its result is in?")
+        [ -z "$standoff" ] && [[ $seen == *pipe_read* || $seen == *pipe_wait* ]] && hints+=(
             "hint: a read() from a pipe waits for end-of-file until every write end of"
             "      that pipe is closed, in every process: close the ends you do not use"
             "      right after fork(), in the parent and in each child.")
