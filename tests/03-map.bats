@@ -228,8 +228,11 @@ not_there() {
     err=$(head -5 "$BATS_TEST_TMPDIR/err" 2>/dev/null)
     w=$(wchan_of "${2:-0}")
     if [ -z "$2" ] || [ ! -d "/proc/$2" ]; then
+        # The run is over: the guard's report says how it ended.
+        wait "${bg_guard:-0}" 2>/dev/null
         echo "$1 ended while the test expected it to be busy for about 50 s;" \
-            "stderr was: ${err:-(empty)}"
+            "stderr was: ${err:-(empty)}; the guard's report:" \
+            "$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/report" 2>/dev/null || echo none)"
     else
         echo "$1 ($2) never got there: it is ${w:+$(explain_wchan "$w")}${w:-running}"
     fi

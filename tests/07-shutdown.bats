@@ -257,10 +257,11 @@ lesson_teardown() {
     STOP_TEST=1
     # Each task ignores SIGTERM and would run 10 s; the grace period is 0.3 s.
     # No line is printed before a task ends, so the signal is planned for
-    # the moment the guard sees the parent asleep in poll() (its wchan):
-    # it has handed a task to every idle worker, and no task ends before
-    # 10 s. The report's counts confirm the moment: nothing done, 3 in flight.
-    run_prog --deadline 5 --kill TERM@poll -S -j 3 -n 6 -d 10000 -g 300
+    # the moment the guard sees the parent asleep in poll() and every worker
+    # asleep in its task (their wchans): each has set SIGTERM aside (-S),
+    # and no task ends before 10 s. The report's counts confirm the moment:
+    # nothing done, 3 in flight.
+    run_prog --deadline 5 --kill TERM@busy -S -j 3 -n 6 -d 10000 -g 300
     assert_stopped 15
     assert_report SIGTERM terminated
     [ "$r_done" = 0 ] && [ "$r_discarded" = 3 ] ||
@@ -280,10 +281,10 @@ lesson_teardown() {
     STOP_TEST=1
     # Tasks of 3 s, a grace period of 2 s: a worker that SIGTERM does not
     # end at once gets SIGKILL, and the stop takes seconds. The signal comes
-    # when the guard sees the parent asleep in poll() (its wchan), and no
-    # task ends before 3 s, so every worker is busy (the report must say
-    # so: nothing done, 4 in flight).
-    run_prog --deadline 6 --kill TERM@poll -j 4 -n 100 -d 3000 -g 2000
+    # when the guard sees the parent asleep in poll() and every worker asleep
+    # in its task (their wchans), and no task ends before 3 s (the report
+    # must say so: nothing done, 4 in flight).
+    run_prog --deadline 6 --kill TERM@busy -j 4 -n 100 -d 3000 -g 2000
     assert_stopped 15
     assert_report SIGTERM terminated
     [ "$r_done" = 0 ] && [ "$r_discarded" = 4 ] ||

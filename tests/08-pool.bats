@@ -204,9 +204,9 @@ C
 
 @test "Ctrl-C (SIGINT to the group) cancels a long map: status 130, no worker left" {
     # The program prints nothing before its tasks of 60 s end, so Ctrl-C
-    # comes when the guard sees the parent asleep in poll() (its wchan):
-    # the map has handed out its chunks and waits for tasks of 60 s.
-    run_prog --deadline 5 --group --kill INT@poll -j 3 -d 60000 -n 6
+    # comes when the guard sees the parent asleep in poll() and every worker
+    # asleep in its task (their wchans): the map waits for tasks of 60 s.
+    run_prog --deadline 5 --group --kill INT@busy -j 3 -d 60000 -n 6
     assert_status 130
     assert_match '^pool: interrupted' "$stderr" "stderr"
     # Measured from Ctrl-C, not from the start: right, a few ms (the

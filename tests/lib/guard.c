@@ -35,9 +35,11 @@
  *   -i FILE     program's stdin (/dev/null)
  *   -H N        read N lines of stdout, then close the pipe, as `| head -N`
  *   -k SIG@WHEN send SIG to the program when WHEN is reached: seconds
- *               (0.5), a count of stdout lines (L3), or `poll`: once the
+ *               (0.5), a count of stdout lines (L3), `poll`: once the
  *               program's first process sleeps in poll() or select(), read
- *               from /proc/PID/wchan (Linux); -g sends to its group
+ *               from /proc/PID/wchan (Linux), or `busy`: once, besides, each
+ *               process it forked (forkwatch's list) sleeps in nanosleep(),
+ *               a task; -g sends to its group
  *   -w SECS     after the program exits, wait this long for the processes it
  *               left to leave by themselves before counting them (0)
  *   -r FILE     write the report there (key=value lines)
@@ -92,6 +94,7 @@ struct kick {
     double at;      /* seconds after start, or -1 */
     long lines;     /* stdout lines seen, or -1 */
     int on_poll;    /* send once the program sleeps in poll() or select() */
+    int on_busy;    /* ... and each of its workers sleeps in a task */
     double sent;    /* when it was sent, seconds after start, or -1 */
 };
 
@@ -258,6 +261,8 @@ parse_kick(struct kick *k, const char *arg)
     k->sent = -1;
     if (strcmp(at + 1, "poll") == 0)
         k->on_poll = 1;
+    else if (strcmp(at + 1, "busy") == 0)
+        k->on_poll = k->on_busy = 1;
     else if (at[1] == 'L')
         k->lines = parse_count(at + 2, 'k', 1);
     else
@@ -621,6 +626,38 @@ program_in_poll(void)
            (strstr(wchan, "poll") != NULL || strstr(wchan, "select") != NULL);
 }
 
+/* 1 when pid sleeps in nanosleep() (or clock_nanosleep()). */
+static int
+sleeps_in_task(pid_t pid)
+{
+    char path[64], wchan[64];
+
+    snprintf(path, sizeof path, "/proc/%d/wchan", pid);
+    return slurp(path, wchan, sizeof wchan) > 0 &&
+           (strstr(wchan, "nanosleep") != NULL || strstr(wchan, "hrtimer") != NULL);
+}
+
+/* 1 when every process the program forked and has not reaped sleeps in a
+ * task, and there is at least one: forkwatch keeps their list. */
+static int
+workers_in_tasks(const struct watch *w)
+{
+    int seen = 0;
+
+    if (w == NULL || atomic_load(&w->loaded) == 0)
+        return 0;
+    for (int i = 0; i < WATCH_SLOTS; i++) {
+        pid_t pid = atomic_load(&w->pids[i]);
+
+        if (pid == 0)
+            continue;
+        if (!sleeps_in_task(pid))
+            return 0;
+        seen++;
+    }
+    return seen > 0;
+}
+
 /* 1 while a kick waits for the program to sleep in poll(). */
 static int
 poll_kick_pending(const struct options *o)
@@ -633,14 +670,20 @@ poll_kick_pending(const struct options *o)
 
 /* Send the kicks whose time or moment has come, at t seconds. */
 static void
-send_timed_kicks(struct options *o, double t)
+send_timed_kicks(const struct run *r, struct options *o, double t)
 {
     int in_poll = poll_kick_pending(o) && program_in_poll();
+    int busy = -1;              /* not looked at yet */
 
-    for (int i = 0; i < o->nkicks; i++)
-        if ((o->kicks[i].at >= 0 && t >= o->kicks[i].at) ||
-            (o->kicks[i].on_poll && in_poll))
-            send_kick(&o->kicks[i], o, t);
+    for (int i = 0; i < o->nkicks; i++) {
+        struct kick *k = &o->kicks[i];
+
+        if (k->on_busy && in_poll && busy == -1)
+            busy = workers_in_tasks(r->watch);
+        if ((k->at >= 0 && t >= k->at) ||
+            (k->on_poll && in_poll && (!k->on_busy || busy == 1)))
+            send_kick(k, o, t);
+    }
 }
 
 /* Milliseconds until the next timed event: a kick, the deadline, a census. */
@@ -760,7 +803,7 @@ watch_program(struct run *r, struct options *o)
         double t = now() - r->t0;
         char drop[64];
 
-        send_timed_kicks(o, t);
+        send_timed_kicks(r, o, t);
         if (waitpid(child, &r->status, WNOHANG) == child)
             break;
         if (t >= o->deadline && !r->timed_out)
@@ -768,7 +811,7 @@ watch_program(struct run *r, struct options *o)
         if (stop_sig)
             stop_now(r);
         census_tick(r, o, t);
-        send_timed_kicks(o, now() - r->t0);     /* the census took time */
+        send_timed_kicks(r, o, now() - r->t0);  /* the census took time */
         if (poll(pfd, r->out_pipe != -1 ? 2 : 1, ms_until_next(r, o, now() - r->t0)) <= 0)
             continue;
         if (pfd[0].revents & POLLIN)
@@ -869,7 +912,9 @@ report_kicks(FILE *f, const struct run *r, const struct options *o)
         const struct kick *k = &o->kicks[i];
 
         fprintf(f, "%s%s", i ? " " : "", k->name);
-        if (k->on_poll)
+        if (k->on_busy)
+            fputs("@busy", f);
+        else if (k->on_poll)
             fputs("@poll", f);
         else if (k->at >= 0)
             fprintf(f, "@%.3f", k->at);

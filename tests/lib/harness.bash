@@ -165,9 +165,10 @@ slow_mode() {
 #   --deadline SECS   kill the group after SECS (default $DEADLINE), scaled
 #   --cap N           most processes at once (default $PROC_CAP)
 #   --head N          read N lines of stdout, then close it, as `| head -N`
-#   --kill SIG@WHEN   send SIG at WHEN: seconds (0.5), stdout lines (L3), or
+#   --kill SIG@WHEN   send SIG at WHEN: seconds (0.5), stdout lines (L3),
 #                     poll: once the program's first process sleeps in
-#                     poll() or select() (the moment a stop must wake it)
+#                     poll() or select() (the moment a stop must wake it),
+#                     or busy: once, besides, every worker sleeps in a task
 #   --group           --kill signals go to the whole process group
 #   --linger SECS     give left processes SECS to leave before the census
 #   --stdin FILE      stdin (default /dev/null)
@@ -419,6 +420,8 @@ check_kicks() {
             plan="after stdout line ${plan#L}; it printed $g_lines"
         elif [ "$plan" = poll ]; then
             plan="for when it waited in poll()"
+        elif [ "$plan" = busy ]; then
+            plan="for when it waited in poll() with every worker in a task"
         else
             plan="at ${plan} s"
         fi
