@@ -13,6 +13,7 @@
 #   make report             results as build/report.json and build/report.xml
 #   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
 #   make bench              the capstone pool against Python's multiprocessing
+#                           (TREE=lessons: your own capstone)
 #   make test               the repository proves itself (instructors, CI)
 #
 # TREE=solutions checks or runs the reference solution instead of your work.
@@ -98,13 +99,18 @@ recheck: $(wildcard build/results/$(TREE)/*.result)
 build/tools/%: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_STD) -O1 -o $@ $<
-CAPSTONE := solutions/08-pool/pool.c solutions/08-pool/pool.h
-build/tools/bench: tools/bench/bench.c tools/bench/floor.c tools/bench/bench.h $(CAPSTONE)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_STD) -O2 -o $@ $(filter %.c,$^)
-build/tools/hello: tools/bench/hello.c $(CAPSTONE)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_STD) -O2 -o $@ $(filter %.c,$^)
+# make bench times the reference capstone; with TREE=lessons given on the
+# command line or in the environment, the learner's own.
+BENCH_TREE := $(if $(filter command line environment,$(origin TREE)),$(TREE),solutions)
+define bench_rules
+build/tools/$(1)/bench: tools/bench/bench.c tools/bench/floor.c tools/bench/bench.h $(1)/08-pool/pool.c $(1)/08-pool/pool.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_STD) -I$(1)/08-pool -O2 -o $$@ $$(filter %.c,$$^)
+build/tools/$(1)/hello: tools/bench/hello.c $(1)/08-pool/pool.c $(1)/08-pool/pool.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_STD) -I$(1)/08-pool -O2 -o $$@ $$(filter %.c,$$^)
+endef
+$(foreach t,lessons solutions,$(eval $(call bench_rules,$(t))))
 
 LEARN = tests/lib/learn
 
@@ -147,8 +153,8 @@ report:
 trace: build/tools/trace
 	@$(LEARN) trace $(L) $(ARGS)
 
-bench: build/tools/bench build/tools/hello
-	@tools/bench/run
+bench: build/tools/$(BENCH_TREE)/bench build/tools/$(BENCH_TREE)/hello
+	@BENCH_TREE=$(BENCH_TREE) tools/bench/run
 
 test:
 	@tests/lib/prove
