@@ -137,4 +137,18 @@ trace_02() {
     # One verdict per target, from the medians.
     [ "$(grep -cE '^- .*: (n/a \(no python3\)|[0-9.]+ \(target [<>]= [0-9.]+\): (met|MISSED))$' "$md")" = 5 ] ||
         fail "expected 5 target lines (met, MISSED or n/a) in results.md:" "$(cat "$md")"
+    # Progress as it goes, a line a case, on stderr; the tree it times.
+    local step
+    for step in 1 2 3 4 5; do
+        grep -q "^bench: \[$step/5\] " <<<"$stderr" || fail "no progress line [$step/5] on stderr:" "$stderr"
+    done
+    assert_match 'the capstone pool of solutions/08-pool' "$output" "the bench's first line"
+}
+
+@test "make bench TREE=lessons times the learner's own capstone" {
+    run_guarded --cap 300 --deadline 240 -- env BENCH_QUICK=1 BENCH_REPS=1 \
+        make --no-print-directory -C "$FORKLINGS_ROOT" bench TREE=lessons
+    assert_status 0
+    assert_match 'the capstone pool of lessons/08-pool' "$output" "the bench's first line"
+    [ -x "$FORKLINGS_ROOT/build/tools/lessons/bench" ] || fail "no build/tools/lessons/bench was built"
 }
