@@ -22,6 +22,11 @@ def goodbye():
 
 
 if __name__ == "__main__":
+    # One write() a line, as the C programs do, even under python3 -u or
+    # PYTHONUNBUFFERED=1, which would write a line's text and its newline
+    # apart, so that the lines of two processes could tear each other.
+    sys.stdout.reconfigure(write_through=False)
+    sys.stderr.reconfigure(write_through=False, line_buffering=True)
     status = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     mp.set_start_method("fork")  # as C's fork(): the child is a copy
     atexit.register(goodbye)

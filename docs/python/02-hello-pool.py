@@ -17,6 +17,11 @@ def fx(x):
 
 
 if __name__ == "__main__":
+    # One write() a line, as the C programs do, even under python3 -u or
+    # PYTHONUNBUFFERED=1, which would write a line's text and its newline
+    # apart, so that the lines of two processes could tear each other.
+    sys.stdout.reconfigure(write_through=False)
+    sys.stderr.reconfigure(write_through=False, line_buffering=True)
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     start = int(sys.argv[3]) if len(sys.argv) > 3 else 0

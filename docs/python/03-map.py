@@ -13,6 +13,11 @@ def sqr(x):
 
 
 if __name__ == "__main__":
+    # One write() a line, as the C programs do, even under python3 -u or
+    # PYTHONUNBUFFERED=1, which would write a line's text and its newline
+    # apart, so that the lines of two processes could tear each other.
+    sys.stdout.reconfigure(write_through=False)
+    sys.stderr.reconfigure(write_through=False, line_buffering=True)
     args = [int(a) for a in sys.argv[1:]]
     n = args[-1] if args else 10
     workers = args[0] if len(args) > 1 else None   # None: one per CPU

@@ -113,4 +113,9 @@ def main():
 
 
 if __name__ == "__main__":
+    # One write() a line, as the C programs do, even under python3 -u or
+    # PYTHONUNBUFFERED=1, which would write a line's text and its newline
+    # apart, so that the lines of two processes could tear each other.
+    sys.stdout.reconfigure(write_through=False)
+    sys.stderr.reconfigure(write_through=False, line_buffering=True)
     main()
