@@ -232,7 +232,8 @@ not_there() {
         wait "${bg_guard:-0}" 2>/dev/null
         echo "$1 ended while the test expected it to be busy for about 50 s;" \
             "stderr was: ${err:-(empty)}; the guard's report:" \
-            "$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/report" 2>/dev/null || echo none)"
+            "$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/report" 2>/dev/null || echo none)" \
+            "$(cat "$BATS_TEST_TMPDIR/guard.err" 2>/dev/null)"
     else
         echo "$1 ($2) never got there: it is ${w:+$(explain_wchan "$w")}${w:-running}"
     fi
@@ -255,7 +256,7 @@ look_into_pool() {
     prog="" pfds="" kids=() fds=()
     # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
     env -u POOL_TRACE "$GUARD" -t "$(scaled 60)" -o "$dir/out" -e "$dir/err" \
-        -r "$dir/report" -- "$PROG" -j 4 -c 1 -d 1000 -s 3 400 3>&- &
+        -r "$dir/report" -- "$PROG" -j 4 -c 1 -d 1000 -s 3 400 3>&- 2>"$dir/guard.err" &
     bg_guard=$!
     while [ -z "$prog" ] && kill -0 "$bg_guard" 2>/dev/null; do
         prog=$(children "$bg_guard" | head -1)
