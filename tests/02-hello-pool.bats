@@ -80,7 +80,7 @@ greetings() {
     [ "$status" = 1 ] && [ "$bad" = 2 ] && [ ${#stderr_lines[@]} = 2 ] && return 0
     fail "expected status 1 and one line on stderr for each of the 2 workers, as" \
         "'hello-pool: worker PID exited with status 1'; got status $status, stderr:" \
-        "${stderr:-(empty)}" \
+        "$(show_stderr)" \
         "hint: a worker whose line cannot be written ends with _exit(1) (fx() checks" \
         "      fflush()); reap_workers() hands every status wait() gives it to" \
         "      judge_worker() and keeps what it returns: result = judge_worker(pid," \

@@ -89,7 +89,7 @@ lesson_teardown() {
     assert_output "[]"
     [ "$(v_field chunksize)" = 0 ] && [ "$(v_field records)" = 0 ] ||
         fail "expected chunksize 0 and 0 task records for N = 0 (as Python), -v said:" \
-            "${stderr:-(nothing)}" "$(reproduce)"
+            "$(show_stderr)" "$(reproduce)"
 }
 
 @test "maps a single item to [0]" {
@@ -140,7 +140,7 @@ lesson_teardown() {
     assert_status 0
     assert_list "$(squares 200000)"
     [ "$(v_field records)" = 8 ] ||
-        fail "expected 8 task records (chunksize 25000), -v said:" "$stderr" "$(reproduce)"
+        fail "expected 8 task records (chunksize 25000), -v said:" "$(show_stderr)" "$(reproduce)"
 }
 
 @test "maps 200,000 items in 20,000 small records with 3 workers" {
@@ -169,7 +169,7 @@ lesson_teardown() {
         assert_status 0
         [ "$(v_field chunksize)" = "$want" ] ||
             fail "for N = $n and $j workers expected chunksize $want, -v said:" \
-                "${stderr:-(nothing)}" "$(reproduce)"
+                "$(show_stderr)" "$(reproduce)"
     done
 }
 
@@ -182,7 +182,7 @@ lesson_teardown() {
         assert_list "$(squares "$n")"
         [ "$(v_field records)" = "$want" ] ||
             fail "for N = $n and chunksize $c expected $want task records, -v said:" \
-                "${stderr:-(nothing)}" "$(reproduce)"
+                "$(show_stderr)" "$(reproduce)"
     done
 }
 
@@ -438,7 +438,7 @@ trace_pids() {
     POOL_TRACE=$bad run_prog -j 2 5
     assert_status 1
     [ ${#stderr_lines[@]} = 1 ] && [[ ${stderr_lines[0]} == "map: POOL_TRACE=$bad: "* ]] ||
-        fail "expected one line on stderr, 'map: POOL_TRACE=$bad: ...', got:" "$stderr" "$(reproduce)"
+        fail "expected one line on stderr, 'map: POOL_TRACE=$bad: ...', got:" "$(show_stderr)" "$(reproduce)"
     [ -z "$output" ] || fail "expected nothing on stdout, got:" "$output" "$(reproduce)"
 }
 

@@ -85,7 +85,7 @@ assert_seed_output() {
       look at send_chunk() (the functor goes into the record) and apply_task()."
     fi
     fail "expected stdout:" "$SEED_OUTPUT" "actual stdout:" "${output:-(empty)}" \
-        "stderr was: ${stderr:-(empty)}" "$hint" "$(reproduce)"
+        "stderr was: $(show_stderr)" "$hint" "$(reproduce)"
 }
 
 @test "reproduces the seed: Instance(0) is 6, Instance(1) is 15, the map gives [15, 24, 33, 42, 51]" {

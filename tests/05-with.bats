@@ -104,7 +104,7 @@ assert_stderr_has() {
     for l in "${stderr_lines[@]}"; do
         [ "$l" = "$1" ] && return 0
     done
-    fail "expected this line on stderr:" "  $1" "stderr was:" "${stderr:-(empty)}" \
+    fail "expected this line on stderr:" "  $1" "stderr was:" "$(show_stderr)" \
         "$(reproduce)"
 }
 
@@ -157,7 +157,7 @@ assert_no_worker_started() {
     in=$(numbers -34000 33999)
     run_with -j 2 "$in" "$WORK/out.txt"
     if [ "$status" != 0 ]; then
-        fail "expected status 0, got $status; stderr was:" "${stderr:-(empty)}" \
+        fail "expected status 0, got $status; stderr was:" "$(show_stderr)" \
             "hint: each record here is bigger than a pipe holds (64 KiB), so it" \
             "      arrives in parts: read it with readn(), which loops until it has" \
             "      every byte, never with a single read()." "$(reproduce)"
@@ -186,7 +186,7 @@ assert_no_worker_started() {
         assert_failed_cleanly
         assert_output ""
         assert_stderr_has "with: open $WORK/missing.txt: No such file or directory"
-        [ ${#stderr_lines[@]} = 1 ] || fail "expected one line on stderr, got:" "$stderr" || return 1
+        [ ${#stderr_lines[@]} = 1 ] || fail "expected one line on stderr, got:" "$(show_stderr)" || return 1
         assert_no_worker_started "the INPUT file is missing"
         assert_folder_holds
     done
@@ -273,7 +273,7 @@ assert_no_worker_started() {
     for style in "${STYLES[@]}"; do
         run_with ${style:+"$style"} -R -j 3 "$in" "$WORK/out.txt"
         if [ "$status" != 0 ]; then
-            fail "expected status 0, got $status; stderr was:" "${stderr:-(empty)}" \
+            fail "expected status 0, got $status; stderr was:" "$(show_stderr)" \
                 "hint: the child's cleanup ran pool_release() on its copy of the pool." \
                 "      In a child, pool_release() must not signal or wait for the" \
                 "      workers: they are the parent's. Compare p->owner with getpid()." \

@@ -196,7 +196,7 @@ latency_ms() {
         assert_one_error "^errors: task 6: worker [0-9]+ killed by signal "
         slow_mode && continue   # the guard has found no survivor already
         latency=$(latency_ms) ||
-            fail "expected the -v lines with the times on stderr, got:" "$stderr" || return 1
+            fail "expected the -v lines with the times on stderr, got:" "$(show_stderr)" || return 1
         [ "$latency" -lt 1000 ] ||
             fail "the map ended $latency ms after the worker died ($kind); expected < 1000." \
                 "hint: a dead worker's result pipe reads end-of-file at once: poll()" \
@@ -233,7 +233,7 @@ latency_ms() {
     assert_one_error "^errors: task 0: worker [0-9]+ timed out after 500 ms and was killed$"
     slow_mode && return 0
     latency=$(latency_ms) ||
-        fail "expected the -v lines with the times on stderr, got:" "$stderr" || return 1
+        fail "expected the -v lines with the times on stderr, got:" "$(show_stderr)" || return 1
     # From task 0's -v line (10 ms after it was sent) to the end of the map:
     # about 490 ms when the deadline is kept, at least 5980 when it is not.
     [ "$latency" -lt 2500 ] ||

@@ -127,7 +127,7 @@ assert_stopped() {
         "      the self-pipe; collect_results() must poll the self-pipe and return"
         "      POOL_INTERRUPTED; main() then ends by that signal.")
     fail "expected exit status $((128 + $1)) (128 + signal $1), got $status" \
-        "stderr was: ${stderr:-(empty)}" "${hint[@]}" "$(reproduce)"
+        "stderr was: $(show_stderr)" "${hint[@]}" "$(reproduce)"
 }
 
 # What a test that stops the program with a signal sets, for teardown.

@@ -44,7 +44,7 @@ run_case() {
         return 1
     }
     [ "$status" = 0 ] && [ "${lines[-1]:-}" = "ok $1" ] && return 0
-    fail "acceptance case '$1' failed (status $status):" "${stderr:-(nothing on stderr)}" \
+    fail "acceptance case '$1' failed (status $status):" "$(show_stderr)" \
         ${hint:+"in this case: $hint"} "$(reproduce)"
 }
 
