@@ -229,9 +229,10 @@ not_there() {
     w=$(wchan_of "${2:-0}")
     if [ -z "$2" ] || [ ! -d "/proc/$2" ]; then
         # The run is over: the guard's report says how it ended.
-        wait "${bg_guard:-0}" 2>/dev/null
+        local gs=0
+        wait "${bg_guard:-0}" 2>/dev/null || gs=$?
         echo "$1 ended while the test expected it to be busy for about 50 s;" \
-            "stderr was: ${err:-(empty)}; the guard's report:" \
+            "stderr was: ${err:-(empty)}; the guard ended with status $gs; its report:" \
             "$(tr '\n' ' ' <"$BATS_TEST_TMPDIR/report" 2>/dev/null || echo none)" \
             "$(cat "$BATS_TEST_TMPDIR/guard.err" 2>/dev/null)"
     else
@@ -252,14 +253,22 @@ not_there() {
 # workers' pids and a count for each); fails when a process never gets
 # there.
 look_into_pool() {
-    local dir=$BATS_TEST_TMPDIR i
+    local dir=$BATS_TEST_TMPDIR i deadline
     prog="" pfds="" kids=() fds=()
+    # The deadline is worked out here, not in the background command: a
+    # $(...) there runs in a child of the background shell before it
+    # becomes the guard, and the loop below would take that child, gone a
+    # moment later, for the program.
+    deadline=$(scaled 60)
     # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
-    env -u POOL_TRACE "$GUARD" -t "$(scaled 60)" -o "$dir/out" -e "$dir/err" \
+    env -u POOL_TRACE "$GUARD" -t "$deadline" -o "$dir/out" -e "$dir/err" \
         -r "$dir/report" -- "$PROG" -j 4 -c 1 -d 1000 -s 3 400 3>&- 2>"$dir/guard.err" &
     bg_guard=$!
+    # The guard's one child is the program; before the background shell
+    # has become the guard, it has no child that runs the program.
     while [ -z "$prog" ] && kill -0 "$bg_guard" 2>/dev/null; do
-        prog=$(children "$bg_guard" | head -1)
+        prog=$(ps -o pid=,args= --ppid "$bg_guard" 2>/dev/null |
+            awk -v p="$PROG" '$2 == p { print $1; exit }')
         [ -n "$prog" ] || sleep 0.02
     done
     [ -n "$prog" ] && await_wchan "$prog" 'poll' ||

@@ -336,7 +336,7 @@ check_guard_report() {
             if [ "$pid" = "$g_pid" ]; then main="$state:$wchan"; else others+=" $state:$wchan"; fi
             if [ "$state" = Z ]; then
                 msg+=("  process $pid ($comm): finished, never reaped (zombie)")
-            elif [ "${reads:-0}" -gt 100000 ] 2>/dev/null; then
+            elif [ "${reads:-0}" -gt 1000000 ] 2>/dev/null; then
                 msg+=("  process $pid ($comm): running, and it has called read() $reads times")
                 seen="$seen rereading"
             elif [ "$state" = R ]; then
