@@ -20,7 +20,9 @@
  * highest value. Nothing is sampled: a worker that lives for a microsecond
  * is counted all the same. When a fork() would take the program past `cap`
  * processes, the library kills the program's process group at once: a fork
- * bomb gets no time to grow.
+ * bomb gets no time to grow. And a test may make fork() fail: once
+ * `fork_fails_after` forks have succeeded, each later one returns -1 with
+ * errno EAGAIN, what a low `ulimit -u` gives, even to root.
  *
  * What it cannot see, it says: `inexact` is set when fork() is not the one
  * the program calls (another library interposes it first), when SIGCHLD is
@@ -197,6 +199,10 @@ WRAP(fork)(void)
 
     if (w == NULL)
         return REAL(fork)();
+    if (w->fork_fails_after >= 0 && atomic_load(&w->forks) >= w->fork_fails_after) {
+        errno = EAGAIN;         /* what fork(2) says at RLIMIT_NPROC */
+        return -1;
+    }
     note_forking();
     pid = REAL(fork)();
     saved = errno;

@@ -23,6 +23,9 @@ struct watch {
     int magic;                  /* WATCH_MAGIC, written by the guard */
     int pgid;                   /* the program's process group */
     int cap;                    /* most processes at once, program included */
+    int fork_fails_after;       /* fork() fails (EAGAIN) once this many
+                                 * succeeded, as under a low ulimit -u; -1:
+                                 * never */
     atomic_int loaded;          /* processes that started with the library */
     atomic_int live;            /* made by fork(), not yet reaped */
     atomic_int peak;            /* the most that `live` ever was */

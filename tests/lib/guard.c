@@ -39,12 +39,18 @@
  *               program's first process sleeps in poll() or select(), read
  *               from /proc/PID/wchan (Linux), or `busy`: once, besides, each
  *               process it forked (forkwatch's list) sleeps in nanosleep(),
- *               a task; -g sends to its group
+ *               a task; -g sends to its group. wN/SIG@busy sends SIG to
+ *               worker N alone (from 0, in the order forkwatch counted them)
  *   -w SECS     after the program exits, wait this long for the processes it
  *               left to leave by themselves before counting them (0)
  *   -r FILE     write the report there (key=value lines)
  *   -E VAR=VAL  set VAR in the program's environment (not guard's own);
  *               LD_PRELOAD is added to, not replaced
+ *   -c FD       close FD (0, 1 or 2) in the program, as `<&-` or `>&-` does
+ *   -n N        the program may open at most N descriptors (RLIMIT_NOFILE,
+ *               as `ulimit -n N`)
+ *   -F N        with -P: fork() fails with EAGAIN in every process of the
+ *               program once it has succeeded N times (a low `ulimit -u`)
  * Exit status: the program's, as the shell gives it (128 + signal when
  * killed); 126 when guard itself cannot run it or its options are wrong.
  */
@@ -61,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -95,6 +102,7 @@ struct kick {
     long lines;     /* stdout lines seen, or -1 */
     int on_poll;    /* send once the program sleeps in poll() or select() */
     int on_busy;    /* ... and each of its workers sleeps in a task */
+    int worker;     /* -1: to the program; N: to its worker N (wN/SIG@busy) */
     double sent;    /* when it was sent, seconds after start, or -1 */
 };
 
@@ -108,6 +116,9 @@ struct options {
     const char *report;         /* -r, or NULL */
     const char *shim;           /* -P, or NULL */
     int direct;                 /* -f */
+    int close_fd[3];            /* -c: 1 for each of 0, 1, 2 to close */
+    long nofile;                /* -n, or -1 */
+    long fork_fails_after;      /* -F, or -1 */
     int group;                  /* -g */
     struct kick kicks[MAX_KICKS]; /* -k, in the order given */
     int nkicks;
@@ -245,11 +256,22 @@ parse_signal(const char *s)
     return (int)n;
 }
 
-/* -k SIG@SECS or SIG@LN. */
+/* -k SIG@SECS, SIG@LN, SIG@poll, SIG@busy or wN/SIG@busy. */
 static void
 parse_kick(struct kick *k, const char *arg)
 {
-    const char *at = strchr(arg, '@');
+    const char *at = strchr(arg, '@'), *whole = arg;
+
+    k->worker = -1;
+    if (arg[0] == 'w' && strchr(arg, '/') != NULL) {
+        char *end;
+
+        errno = 0;
+        k->worker = (int)strtol(arg + 1, &end, 10);
+        if (end == arg + 1 || *end != '/' || k->worker < 0 || k->worker >= WATCH_SLOTS)
+            fail("-k wants wN/SIG@busy, N a worker's number from 0, not '%s'", whole);
+        arg = end + 1;
+    }
 
     if (at == NULL || at == arg || at - arg >= (long)sizeof k->name)
         fail("-k wants SIG@SECS or SIG@LN, not '%s'", arg);
@@ -267,6 +289,8 @@ parse_kick(struct kick *k, const char *arg)
         k->lines = parse_count(at + 2, 'k', 1);
     else
         k->at = parse_seconds(at + 1, 'k');
+    if (k->worker >= 0 && !k->on_busy)
+        fail("-k %s: a worker's signal waits for @busy, when every worker exists", whole);
 }
 
 static void
@@ -275,8 +299,9 @@ parse_options(int argc, char **argv, struct options *o)
     int opt;
 
     *o = (struct options){.deadline = 10, .cap = 64, .head = -1,
-                          .in = "/dev/null"};
-    while ((opt = getopt(argc, argv, "+t:p:P:o:fe:i:H:k:gw:r:E:")) != -1) {
+                          .in = "/dev/null", .nofile = -1,
+                          .fork_fails_after = -1};
+    while ((opt = getopt(argc, argv, "+t:p:P:o:fe:i:H:k:gw:r:E:c:n:F:")) != -1) {
         switch (opt) {
         case 't': o->deadline = parse_seconds(optarg, opt); break;
         case 'p': o->cap = parse_count(optarg, opt, 1); break;
@@ -289,6 +314,13 @@ parse_options(int argc, char **argv, struct options *o)
         case 'g': o->group = 1; break;
         case 'w': o->linger = parse_seconds(optarg, opt); break;
         case 'r': o->report = optarg; break;
+        case 'c':
+            if (strlen(optarg) != 1 || optarg[0] < '0' || optarg[0] > '2')
+                fail("-c wants 0, 1 or 2, not '%s'", optarg);
+            o->close_fd[optarg[0] - '0'] = 1;
+            break;
+        case 'n': o->nofile = parse_count(optarg, opt, 0); break;
+        case 'F': o->fork_fails_after = parse_count(optarg, opt, 0); break;
         case 'E':
             if (o->nenv == MAX_ENV)
                 fail("at most %d -E options", MAX_ENV);
@@ -310,6 +342,10 @@ parse_options(int argc, char **argv, struct options *o)
         fail("-f needs -o FILE");
     if (o->cap > WATCH_SLOTS)
         fail("-p: at most %d processes", WATCH_SLOTS);
+    if (o->fork_fails_after >= 0 && o->shim == NULL)
+        fail("-F needs -P LIB: forkwatch makes fork() fail");
+    if (o->fork_fails_after > INT_MAX)
+        fail("-F: at most %d", INT_MAX);
     o->argv = argv + optind;
 }
 
@@ -482,6 +518,7 @@ watch_create(struct run *r, const struct options *o)
     (void)close(fd);            /* ignored: the mapping holds the file */
     r->watch = p;
     r->watch->cap = (int)o->cap;
+    r->watch->fork_fails_after = (int)o->fork_fails_after;
     r->watch->magic = WATCH_MAGIC;
 }
 
@@ -555,6 +592,15 @@ exec_program(const struct run *r, const struct options *o, int out_fd)
     }
     for (fd = 3; fd < 1024; fd++)   /* fd 3 is bats' own: never inherit it */
         (void)close(fd);            /* ignored: most are not open */
+    for (fd = 0; fd < 3; fd++)
+        if (o->close_fd[fd])
+            (void)close(fd);        /* ignored: it is open, dup2() made it */
+    if (o->nofile >= 0) {
+        struct rlimit rl = {.rlim_cur = (rlim_t)o->nofile, .rlim_max = (rlim_t)o->nofile};
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+            _exit(126);
+    }
     set_environment(r, o);
     execvp(o->argv[0], o->argv);
     dprintf(2, "guard: cannot run %s: %s\n", o->argv[0], strerror(errno));
@@ -605,13 +651,32 @@ program_has_ended(void)
            si.si_pid == child;
 }
 
+/* The pid of worker n: the n-th process the program forked and has not
+ * reaped, in forkwatch's list (the order of their forks, while none has
+ * ended); 0 when there is none. */
+static pid_t
+nth_worker(const struct watch *w, int n)
+{
+    for (int i = 0; w != NULL && i < WATCH_SLOTS; i++) {
+        pid_t pid = atomic_load(&w->pids[i]);
+
+        if (pid != 0 && n-- == 0)
+            return pid;
+    }
+    return 0;
+}
+
 /* Send kick k now, at t seconds, unless the program is already gone. */
 static void
-send_kick(struct kick *k, const struct options *o, double t)
+send_kick(struct kick *k, const struct run *r, const struct options *o, double t)
 {
+    pid_t to = o->group ? -child : child;
+
     if (k->sent >= 0 || program_has_ended())
         return;
-    if (kill(o->group ? -child : child, k->sig) == 0)
+    if (k->worker >= 0 && (to = nth_worker(r->watch, k->worker)) == 0)
+        return;                 /* no such worker: it stays unsent */
+    if (kill(to, k->sig) == 0)
         k->sent = t;
 }
 
@@ -682,7 +747,7 @@ send_timed_kicks(const struct run *r, struct options *o, double t)
             busy = workers_in_tasks(r->watch);
         if ((k->at >= 0 && t >= k->at) ||
             (k->on_poll && in_poll && (!k->on_busy || busy == 1)))
-            send_kick(k, o, t);
+            send_kick(k, r, o, t);
     }
 }
 
@@ -725,7 +790,7 @@ drain_output(struct run *r, struct options *o)
         r->lines++;
         for (int k = 0; k < o->nkicks; k++)  /* the moment it was printed */
             if (o->kicks[k].lines >= 0 && r->lines >= o->kicks[k].lines)
-                send_kick(&o->kicks[k], o, now() - r->t0);
+                send_kick(&o->kicks[k], r, o, now() - r->t0);
         if (r->lines == o->head) {
             keep = i + 1;
             break;
@@ -911,7 +976,10 @@ report_kicks(FILE *f, const struct run *r, const struct options *o)
     for (int i = 0; i < o->nkicks; i++) {
         const struct kick *k = &o->kicks[i];
 
-        fprintf(f, "%s%s", i ? " " : "", k->name);
+        fprintf(f, "%s", i ? " " : "");
+        if (k->worker >= 0)
+            fprintf(f, "w%d/", k->worker);
+        fputs(k->name, f);
         if (k->on_busy)
             fputs("@busy", f);
         else if (k->on_poll)

@@ -54,7 +54,7 @@ PROC_CAP=${PROC_CAP:-64}    # processes a program may hold at once
 g_status="" g_signal="" g_timeout="" g_forkcap="" g_cap="" g_maxprocs="" \
     g_exact="" g_inexact="" g_forks="" g_seen="" g_kicks="" g_kick_ms="" g_pid="" \
     g_unreaped="" g_survivors="" g_survivor_pids="" g_stuck="" \
-    g_elapsed_ms="" g_lines="" g_cmd="" g_redirect="" g_env=""
+    g_elapsed_ms="" g_lines="" g_cmd="" g_redirect="" g_env="" g_fds="" g_limit="" g_forkfail=""
 
 # The variables a lesson's program reads: a reproduce line sets the ones a
 # test set for its run.
@@ -168,20 +168,31 @@ slow_mode() {
 #   --kill SIG@WHEN   send SIG at WHEN: seconds (0.5), stdout lines (L3),
 #                     poll: once the program's first process sleeps in
 #                     poll() or select() (the moment a stop must wake it),
-#                     or busy: once, besides, every worker sleeps in a task
+#                     or busy: once, besides, every worker sleeps in a task;
+#                     wN/SIG@busy sends SIG to worker N alone (from 0, in
+#                     the order of their forks)
 #   --group           --kill signals go to the whole process group
 #   --linger SECS     give left processes SECS to leave before the census
 #   --stdin FILE      stdin (default /dev/null)
 #   --stdout-file     stdout is a file, not a pipe
+#   --stdout PATH     stdout is PATH itself (say /dev/full: a full disk);
+#                     output is then empty
+#   --close FD        FD (0, 1 or 2) is closed in the program, as `>&-`
+#   --nofile N        at most N open descriptors, as `ulimit -n N`
+#   --fork-fails-after N  fork() fails with EAGAIN once N forks succeeded
+#                     (in every process of the program), as a low
+#                     `ulimit -u` makes it, also for root
 #   --tolerate WHAT   do not fail on WHAT: survivors, unreaped, unsent (a
 #                     --kill that found the program ended: the test accepts
 #                     a run over before its signal)
 # Then fails the test, with a hint, when the program hung, hit the process
 # cap, left zombies or left processes running.
 run_guarded() {
-    local opts=() tolerate="" dir=$BATS_TEST_TMPDIR
+    local opts=() tolerate="" dir=$BATS_TEST_TMPDIR stdout_path
     DEADLINE_USED=$DEADLINE
     g_redirect="| cat"
+    g_fds="" g_limit="" g_forkfail=""
+    stdout_path=$dir/stdout
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         case $1 in
         --deadline) DEADLINE_USED=$2; shift 2 ;;
@@ -192,6 +203,10 @@ run_guarded() {
         --linger) opts+=(-w "$(scaled "$2")"); shift 2 ;;
         --stdin) opts+=(-i "$2"); shift 2 ;;
         --stdout-file) opts+=(-f); g_redirect="> out.txt; cat out.txt"; shift ;;
+        --stdout) stdout_path=$2; opts+=(-f); g_redirect=">$2"; shift 2 ;;
+        --close) opts+=(-c "$2"); g_fds+=" $2>&-"; shift 2 ;;
+        --nofile) opts+=(-n "$2"); g_limit="ulimit -n $2; "; shift 2 ;;
+        --fork-fails-after) opts+=(-F "$2"); g_forkfail=$2; shift 2 ;;
         --tolerate) tolerate="$tolerate $2"; shift 2 ;;
         *) echo "run_guarded: unknown option $1" >&2; return 1 ;;
         esac
@@ -219,7 +234,7 @@ run_guarded() {
     : >"$dir/stdout"                # no stale text from an earlier run, even
     : >"$dir/stderr"                # if the program dies before they open
     "$GUARD" -t "$(scaled "$DEADLINE_USED")" -p "$PROC_CAP" -P "$FORKWATCH" "${opts[@]}" \
-        -o "$dir/stdout" -e "$dir/stderr" -r "$dir/report" \
+        -o "$stdout_path" -e "$dir/stderr" -r "$dir/report" \
         -- "${cmd[@]}" 3>&- || status=$?
     output=$(cat "$dir/stdout")
     stderr=$(cat "$dir/stderr")
@@ -245,7 +260,8 @@ run_prog() {
     while [ $# -gt 0 ]; do
         case $1 in
         --group | --stdout-file) opts+=("$1"); shift ;;
-        --deadline | --cap | --head | --kill | --linger | --stdin | --tolerate)
+        --deadline | --cap | --head | --kill | --linger | --stdin | --tolerate | \
+            --stdout | --close | --nofile | --fork-fails-after)
             opts+=("$1" "$2"); shift 2 ;;
         --) shift; break ;;
         *) break ;;
@@ -281,7 +297,12 @@ reproduce() {
         c=${c//$BATS_TEST_TMPDIR/$keep}
     fi
     c=${c//$FORKLINGS_ROOT\//}
-    echo "to reproduce:  ${g_env:+env }$c $g_redirect"
+    if [ -n "$g_forkfail" ]; then   # no shell makes fork() fail: the guard does
+        c="build/tests/guard -P build/tests/forkwatch.so -F $g_forkfail -o /dev/stdout -- $c"
+    fi
+    c="${g_env:+env }$c$g_fds"
+    [ -z "$g_limit" ] || c="(${g_limit}exec $c)"
+    echo "to reproduce:  $c $g_redirect"
     echo "stuck?         make hint L=$LESSON_NN"
 }
 
@@ -415,6 +436,7 @@ check_kicks() {
         fi
         [[ $tolerate == *unsent* ]] && continue
         sig=${plan%%@*}
+        sig=${sig#w*/}
         plan=${plan#*@}
         if [[ $plan == L* ]]; then
             plan="after stdout line ${plan#L}; it printed $g_lines"
