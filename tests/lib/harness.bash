@@ -327,6 +327,31 @@ fail() {
     return 1
 }
 
+# have_wchan: true when /proc/PID/wchan says where a process sleeps (Linux,
+# on a kernel that does not hide it). It asks a process that is sure to be
+# asleep soon, a sleep(1): a look at one that happens to be running reads
+# "0", so a look at the test's own shell would be a lucky sample. The answer
+# is kept for the rest of the run.
+have_wchan() {
+    local pid w="" until known=$BATS_RUN_TMPDIR/have_wchan
+    [ ! -e "$known" ] || return "$(cat "$known")"
+    if [ -r /proc/self/wchan ]; then
+        until=$((SECONDS + 20))
+        sleep 60 &
+        pid=$!
+        while [ $SECONDS -lt $until ]; do
+            w=$(cat "/proc/$pid/wchan" 2>/dev/null)
+            [ -z "$w" ] || [ "$w" = 0 ] || break
+            sleep 0.01
+        done
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
+    [ -n "$w" ] && [ "$w" != 0 ]
+    echo $? >"$known"
+    return "$(cat "$known")"
+}
+
 # Explain a wchan (the kernel function a stuck process sleeps in).
 explain_wchan() {
     case $1 in
