@@ -216,64 +216,53 @@ WRAP(fork)(void)
     return pid;
 }
 
-pid_t
-WRAP(waitpid)(pid_t pid, int *status, int options)
+/* What every wait-family wrapper does after the real call returned got with
+ * status st: count a reaped child out, hand the status on, keep errno. */
+static pid_t
+after_wait(pid_t got, int st, int *status, int saved_errno)
 {
-    int st, saved;
-    pid_t got = REAL(waitpid)(pid, &st, options);
-
-    saved = errno;
     if (got > 0 && status_is_end(st))
         note_reaped(got);
     if (got > 0 && status != NULL)
         *status = st;
-    errno = saved;
+    errno = saved_errno;
     return got;
+}
+
+pid_t
+WRAP(waitpid)(pid_t pid, int *status, int options)
+{
+    int st = 0;
+    pid_t got = REAL(waitpid)(pid, &st, options);
+
+    return after_wait(got, st, status, errno);
 }
 
 pid_t
 WRAP(wait)(int *status)
 {
-    int st, saved;
+    int st = 0;
     pid_t got = REAL(wait)(&st);
 
-    saved = errno;
-    if (got > 0 && status_is_end(st))
-        note_reaped(got);
-    if (got > 0 && status != NULL)
-        *status = st;
-    errno = saved;
-    return got;
+    return after_wait(got, st, status, errno);
 }
 
 pid_t
 WRAP(wait3)(int *status, int options, struct rusage *ru)
 {
-    int st, saved;
+    int st = 0;
     pid_t got = REAL(wait3)(&st, options, ru);
 
-    saved = errno;
-    if (got > 0 && status_is_end(st))
-        note_reaped(got);
-    if (got > 0 && status != NULL)
-        *status = st;
-    errno = saved;
-    return got;
+    return after_wait(got, st, status, errno);
 }
 
 pid_t
 WRAP(wait4)(pid_t pid, int *status, int options, struct rusage *ru)
 {
-    int st, saved;
+    int st = 0;
     pid_t got = REAL(wait4)(pid, &st, options, ru);
 
-    saved = errno;
-    if (got > 0 && status_is_end(st))
-        note_reaped(got);
-    if (got > 0 && status != NULL)
-        *status = st;
-    errno = saved;
-    return got;
+    return after_wait(got, st, status, errno);
 }
 
 int

@@ -230,36 +230,36 @@ write(int fd, const void *buf, size_t n)
     return REAL(write)(fd, buf, write_part(fd, n));
 }
 
-ssize_t
-readv(int fd, const struct iovec *iov, int n)
+/* readv() or writev() (call), cut to the part that part_of(fd, total)
+ * allows, when the library is active and the vector is one it can cut. */
+static ssize_t
+vector_io(ssize_t (*call)(int, const struct iovec *, int),
+          size_t (*part_of)(int, size_t), int fd, const struct iovec *iov, int n)
 {
     struct iovec cut[MAX_IOV];
     size_t total, part;
 
+    if (!active || n < 1 || n > MAX_IOV)
+        return call(fd, iov, n);
+    total = iov_total(iov, n);
+    part = part_of(fd, total);
+    if (part == total)
+        return call(fd, iov, n);
+    return call(fd, cut, cut_iov(iov, n, part, cut));
+}
+
+ssize_t
+readv(int fd, const struct iovec *iov, int n)
+{
     if (interrupted(fd, POLLIN))
         return -1;
-    if (!active || n < 1 || n > MAX_IOV)
-        return REAL(readv)(fd, iov, n);
-    total = iov_total(iov, n);
-    part = read_part(fd, total);
-    if (part == total)
-        return REAL(readv)(fd, iov, n);
-    return REAL(readv)(fd, cut, cut_iov(iov, n, part, cut));
+    return vector_io(REAL(readv), read_part, fd, iov, n);
 }
 
 ssize_t
 writev(int fd, const struct iovec *iov, int n)
 {
-    struct iovec cut[MAX_IOV];
-    size_t total, part;
-
     if (interrupted(fd, POLLOUT))
         return -1;
-    if (!active || n < 1 || n > MAX_IOV)
-        return REAL(writev)(fd, iov, n);
-    total = iov_total(iov, n);
-    part = write_part(fd, total);
-    if (part == total)
-        return REAL(writev)(fd, iov, n);
-    return REAL(writev)(fd, cut, cut_iov(iov, n, part, cut));
+    return vector_io(REAL(writev), write_part, fd, iov, n);
 }
