@@ -4,7 +4,7 @@
 # line printed before fork() comes out once, through a pipe and a file.
 # The starter fails: "the child reports its own pid and its parent's"
 
-# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+# shellcheck disable=SC2154,SC2030,SC2031 # status, output, g_* are set by lib/harness
 load lib/harness
 
 # The pids the run printed: banner_pid (the parent, from its first line),
@@ -149,6 +149,44 @@ line_number() {
     [ "$n" = 2 ] || fail "-b leaves out the fflush(NULL) before fork(), so through a pipe the" \
         "banner should appear twice (once from the child's copy of the buffer); got $n:" \
         "$output" "$(reproduce)"
+}
+
+# expect_stdout_error REASON: the run failed as a write error to stdout
+# must: status 1 and exactly one line on stderr, "fork: stdout: REASON".
+expect_stdout_error() {
+    [ "$status" = 1 ] && [ ${#stderr_lines[@]} = 1 ] &&
+        [ "${stderr_lines[0]}" = "fork: stdout: $1" ] && return 0
+    fail "expected status 1 and one line on stderr, 'fork: stdout: $1';" \
+        "got status $status, stderr:" "$(show_stderr)" \
+        "hint: every line was lost, so the program must not exit 0 in silence." \
+        "      check_stdout() (given, registered with atexit() first, so that it" \
+        "      runs last) flushes stdout and checks ferror(): keep it registered" \
+        "      before say_goodbye(), and let the parent leave through exit()." \
+        "$(reproduce)"
+}
+
+@test "a full disk is an error: status 1 and one line, fork: stdout: No space left on device" {
+    # /dev/full fails every write with ENOSPC, the child's and the parent's.
+    run_prog --stdout /dev/full
+    expect_stdout_error "No space left on device"
+    assert_forked_at_least 1
+    run_prog --stdout /dev/full -h
+    expect_stdout_error "No space left on device"
+}
+
+@test "a closed stdout is an error: status 1 and one line, fork: stdout: Bad file descriptor" {
+    [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind opens its log file on the closed descriptor 1, which then takes the program's stdout"
+    run_prog --close 1
+    expect_stdout_error "Bad file descriptor"
+}
+
+@test "runs as usual with stdin or stderr closed" {
+    local fd
+    for fd in 0 2; do
+        run_prog --close "$fd"
+        assert_status 0
+        expect_each_once
+    done
 }
 
 @test "-h prints usage on stdout and exits 0" {

@@ -3,7 +3,7 @@
 # Lesson 02 hello-pool: a pool of workers prints the seed's greetings.
 # The starter fails: "prints each of the 100 greetings exactly once"
 
-# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+# shellcheck disable=SC2154,SC2030,SC2031 # status, output, g_* are set by lib/harness
 load lib/harness
 
 # greetings FIRST LAST: the lines the seed's fx prints for FIRST..LAST.
@@ -68,24 +68,85 @@ greetings() {
         "      the next one starts, and the pool runs one worker at a time." "$(reproduce)"
 }
 
-@test "exits 1 and names each worker that failed when the greetings cannot be written" {
+# expect_one_line LINE: status 1 and exactly LINE on stderr, with HINT...
+# (the rest) for a failure.
+expect_one_line() {
+    local want=$1
+    shift
+    [ "$status" = 1 ] && [ ${#stderr_lines[@]} = 1 ] && [ "${stderr_lines[0]}" = "$want" ] &&
+        return 0
+    fail "expected status 1 and one line on stderr:" "  $want" \
+        "got status $status, stderr:" "$(show_stderr)" "$@" "$(reproduce)"
+}
+
+@test "a full disk is an error: status 1 and one line for all the workers" {
     # stdout is /dev/full: every write() fails (ENOSPC), so fx() ends each
-    # worker with _exit(1) at its first greeting, whatever the timing.
-    # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
-    run_guarded -- sh -c 'exec "$0" "$@" >/dev/full' "$PROG" -j 2 -n 4
-    # shellcheck disable=SC2034 # reproduce() reads them
-    g_cmd="$PROG -j 2 -n 4" g_redirect=">/dev/full"
-    local bad
-    bad=$(printf '%s\n' "${stderr_lines[@]}" | grep -cE '^hello-pool: worker [0-9]+ exited with status 1$' || true)
-    [ "$status" = 1 ] && [ "$bad" = 2 ] && [ ${#stderr_lines[@]} = 2 ] && return 0
-    fail "expected status 1 and one line on stderr for each of the 2 workers, as" \
-        "'hello-pool: worker PID exited with status 1'; got status $status, stderr:" \
-        "$(show_stderr)" \
-        "hint: a worker whose line cannot be written ends with _exit(1) (fx() checks" \
-        "      fflush()); reap_workers() hands every status wait() gives it to" \
-        "      judge_worker() and keeps what it returns: result = judge_worker(pid," \
-        "      status, result)." \
-        "$(reproduce)"
+    # worker with WORKER_CANNOT_WRITE at its first greeting, whatever the
+    # timing; judge_worker() counts them and main() says it once.
+    run_prog --stdout /dev/full -j 4 -n 8
+    expect_one_line "hello-pool: stdout: write error: 4 of 4 workers could not write their greetings" \
+        "hint: a worker whose line cannot be written ends with _exit(WORKER_CANNOT_WRITE)" \
+        "      (fx() checks fflush()); reap_workers() hands every status wait() gives" \
+        "      it to judge_worker() and keeps what it returns: result = judge_worker(pid," \
+        "      status, result). main() then reports the failed writes once."
+}
+
+@test "a closed stdout is an error, and no greeting goes into the POOL_TRACE file" {
+    [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind opens its log file on the closed descriptor 1, which then takes the program's stdout"
+    # With fd 1 closed, open() would give the trace file number 1, and the
+    # greetings would go into it: open_standard_fds() (given) puts
+    # /dev/null, read-only, on fd 1 first, so each write fails with EBADF.
+    export POOL_TRACE=$BATS_TEST_TMPDIR/run.trace
+    run_prog --close 1 -j 2 -n 6
+    expect_one_line "hello-pool: stdout: write error: 2 of 2 workers could not write their greetings" \
+        "hint: with stdout closed every greeting is lost: the program must say so." \
+        "      main() calls open_standard_fds() (given) before trace_open()." || return 1
+    ! grep -q hello "$POOL_TRACE" ||
+        fail "greetings went into the trace file $POOL_TRACE:" "$(head -3 "$POOL_TRACE")" \
+            "hint: open() returns the lowest free descriptor: 1, when stdout is closed." \
+            "      Keep open_standard_fds() (given) as the first call of main()." \
+            "$(reproduce)"
+}
+
+@test "runs as usual with stdin or stderr closed" {
+    local fd
+    for fd in 0 2; do
+        run_prog --close "$fd" -j 3 -n 30
+        assert_status 0
+        assert_lines_any_order "$(greetings 0 29)"
+    done
+}
+
+@test "the workers end with their parent: SIGTERM to the parent alone leaves none printing" {
+    # A million tasks of 1 ms: the workers have work for minutes when the
+    # parent is killed after the first greeting. die_with_parent() (given)
+    # has the kernel kill each worker when the parent dies; without it they
+    # go on printing, and the census finds them after a second. The parent
+    # cannot reap workers after its death: their zombies are the guard's.
+    run_prog --kill TERM@L1 --linger 1 --tolerate unreaped --tolerate survivors \
+        -n 1000000 -d 1
+    [ "$g_survivors" = 0 ] ||
+        fail "$g_survivors worker(s) still ran a second after their parent was killed" \
+            "(SIGTERM to the parent alone, after the first greeting)." \
+            "hint: worker_main() starts with die_with_parent(parent_pid) (given): keep it," \
+            "      and fork the workers after main() has saved parent_pid." \
+            "$(reproduce)" || return 1
+    [ "$status" = 143 ] ||
+        fail "expected status 143 (128 + SIGTERM), the parent killed; got $status" "$(reproduce)" ||
+        return 1
+    assert_stderr_empty
+}
+
+@test "when fork() fails, says how many workers started, and only their greetings come out" {
+    # fork() fails (EAGAIN, as under a low `ulimit -u`) once 3 have
+    # succeeded: workers 0, 1 and 2 run their shares, tasks 0, 1, 2, 10, ...
+    run_prog --fork-fails-after 3 -j 10 -n 100
+    expect_one_line "hello-pool: fork: Resource temporarily unavailable: started 3 of 10 workers, so only their greetings come out" \
+        "hint: when fork() returns -1, start_workers() returns at once the number started," \
+        "      with errno untouched: main() reports it." || return 1
+    assert_pool_of 3
+    seq 0 99 | awk '$1 % 10 < 3 { print "hello for " $1 "th time!" }' >"$BATS_TEST_TMPDIR/three"
+    assert_lines_any_order "$BATS_TEST_TMPDIR/three"
 }
 
 @test "sends each greeting the moment its task is done, not in a block at the end" {

@@ -3,7 +3,7 @@
 # Lesson 03 map: Pool.map in C; the list comes back in input order.
 # The starter fails: "prints the squares of 0..9 in input order, as Python prints the list"
 
-# shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
+# shellcheck disable=SC2154,SC2030,SC2031 # status, output, g_* are set by lib/harness
 load lib/harness
 
 # squares N: a file holding the line Python prints for [x*x for x in range(N)].
@@ -55,7 +55,7 @@ lesson_teardown() {
     *"cut short"*)
         hint=("read() on a pipe may return fewer bytes than you asked for, long"
             "before end-of-file: readn() must loop until it has all n bytes.") ;;
-    *"exited without the results"*)
+    *"exited with status 0 before sending the results"*)
         hint=("the worker left without answering. Does worker_main() loop while"
             "read_task() returns 1, and writen() each record back? Does readn()"
             "return the number of bytes it read?") ;;
@@ -298,7 +298,7 @@ stop_background() {
 
 @test "the parent and each worker hold only their own pipe ends, besides stdin, stdout and stderr" {
     [ -d /proc/self/fd ] || skip "needs /proc (Linux) to count a process's descriptors"
-    [ -n "$(wchan_of $$)" ] || skip "needs /proc/PID/wchan to see where a process waits"
+    have_wchan || skip "needs /proc/PID/wchan to see where a process waits"
     [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind holds descriptors of its own"
     local prog pfds kids fds i shown=()
     look_into_pool
@@ -449,6 +449,117 @@ trace_pids() {
     [ ${#stderr_lines[@]} = 1 ] && [[ ${stderr_lines[0]} == "map: POOL_TRACE=$bad: "* ]] ||
         fail "expected one line on stderr, 'map: POOL_TRACE=$bad: ...', got:" "$(show_stderr)" "$(reproduce)"
     [ -z "$output" ] || fail "expected nothing on stdout, got:" "$output" "$(reproduce)"
+}
+
+# --- the fault matrix: killed, stopped, closed, full, short of resources ---
+
+# expect_failure REGEX HINT...: status 1, nothing on stdout, and exactly one
+# line on stderr, which matches the extended REGEX.
+expect_failure() {
+    local re=$1
+    shift
+    [ "$status" = 1 ] && [ ${#stderr_lines[@]} = 1 ] && [[ ${stderr_lines[0]} =~ $re ]] &&
+        [ -z "$output" ] && return 0
+    fail "expected status 1, nothing on stdout and one line on stderr that matches" \
+        "  /$re/" "got status $status, stdout: ${output:-(empty)}" "stderr:" "$(show_stderr)" \
+        "$@" "$(reproduce)"
+}
+
+@test "a worker killed mid-map: status 1 and one line naming it, the signal and its items" {
+    # Seed 2 makes items 0 and 1 sleep 565 and 825 ms: worker 0 (the first
+    # forked) still holds them, the first chunk, when the guard kills it at
+    # the moment both workers sleep in their tasks.
+    run_prog --kill w0/KILL@busy -j 2 -c 2 -d 1000 -s 2 8
+    expect_failure '^map: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 1$' \
+        "hint: end-of-file on a busy worker's result pipe means it is gone: pool.c's" \
+        "      fail_lost_chunk() (given) reaps it and says so in one line, and leave()" \
+        "      ends and reaps the others without a word."
+}
+
+@test "a worker stopped, another killed: ends at once with one line, the stopped one ended too" {
+    # Worker 1 is stopped (SIGSTOP) and worker 0 killed, both in their first
+    # chunk. A stopped process sees no end-of-file and no SIGTERM until it is
+    # continued: only SIGKILL ends it, and the map must not wait for ever.
+    run_prog --kill w1/STOP@busy --kill w0/KILL@busy -j 2 -c 2 -d 1000 -s 2 8
+    expect_failure '^map: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 1$' \
+        "hint: leave() (given) sends SIGKILL to every worker not yet reaped, then reaps it."
+}
+
+@test "no worker outlives its killed parent by more than about a second" {
+    # Two chunks of 20 items, each item up to a second: some 10 s of work
+    # per worker when the parent is killed. die_with_parent() (given) has
+    # the kernel kill each worker with its parent; without it each runs its
+    # chunk to the end. The parent cannot reap once dead: the zombies are
+    # the guard's.
+    run_prog --kill KILL@busy --linger 1 --tolerate unreaped --tolerate survivors \
+        -j 2 -c 20 -d 1000 40
+    [ "$g_survivors" = 0 ] ||
+        fail "$g_survivors worker(s) still ran a second after their parent was killed" \
+            "(SIGKILL to the parent while its workers sleep in their tasks)." \
+            "hint: pool.c's die_with_parent() (given) must run in each new worker, first" \
+            "      thing after fork(): prctl(PR_SET_PDEATHSIG, SIGKILL), then getppid()." \
+            "$(reproduce)" || return 1
+    [ "$status" = 137 ] ||
+        fail "expected status 137 (128 + SIGKILL), the parent killed mid-map; got $status" \
+            "$(reproduce)" || return 1
+    assert_stderr_empty
+}
+
+@test "a full disk is an error: status 1 and one line, map: stdout: No space left on device" {
+    run_prog --stdout /dev/full -j 2 8
+    expect_failure '^map: stdout: No space left on device$' \
+        "hint: print_list() (given) checks the final flush of stdout and ferror()." || return 1
+    assert_pool_of 2
+    run_prog --stdout /dev/full -h
+    expect_failure '^map: stdout: No space left on device$'
+}
+
+@test "a closed stdout is an error, and the list goes into no pipe and no trace file" {
+    [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind opens its log file on the closed descriptor 1, which then takes the program's stdout"
+    # With fd 1 closed, the trace file (or a pipe) would take number 1, and
+    # the list would go into it: pool_start() first puts /dev/null,
+    # read-only, on every closed standard descriptor.
+    export POOL_TRACE=$BATS_TEST_TMPDIR/run.trace
+    run_prog --close 1 -j 2 -c 1 8
+    expect_failure '^map: stdout: Bad file descriptor$' \
+        "hint: open_standard_fds() (given) must run before pool_start() opens anything." ||
+        return 1
+    ! grep -q '^\[' "$POOL_TRACE" ||
+        fail "the list went into the trace file $POOL_TRACE:" "$(grep '^\[' "$POOL_TRACE" | head -c 200)" \
+            "hint: open() and pipe() return the lowest free descriptor: 1, when stdout is" \
+            "      closed. Keep open_standard_fds() (given) first in pool_start()." "$(reproduce)"
+}
+
+@test "runs as usual with stdin or stderr closed" {
+    local fd
+    for fd in 0 2; do
+        run_prog --close "$fd" -j 3 -c 2 20
+        assert_status 0
+        assert_list "$(squares 20)"
+    done
+}
+
+@test "prints the list and exits 0 through | head -1" {
+    run_prog --head 1 -j 4 -c 1 -d 5 20
+    assert_status 0
+    assert_stderr_empty
+    assert_list "$(squares 20)"
+}
+
+@test "too few descriptors (ulimit -n 10): status 1, one line, the workers started are ended" {
+    [ "${FORKLINGS_VALGRIND:-}" = 1 ] && skip "valgrind needs descriptors of its own, more than --nofile leaves"
+    # Each worker costs 4 descriptors while it starts and 2 afterwards: with
+    # 10, the third worker's second pipe fails. The workers already started
+    # must be ended and reaped (the guard counts what is left).
+    run_prog --nofile 10 -j 8 16
+    expect_failure '^map: pipe: Too many open files$' || return 1
+    assert_forked_at_least 1
+}
+
+@test "fork() failing (ulimit -u): status 1, one line, the workers started are ended" {
+    run_prog --fork-fails-after 2 -j 4 16
+    expect_failure '^map: fork: Resource temporarily unavailable$' || return 1
+    assert_pool_of 2
 }
 
 @test "prints the same list when stdout is a file" {

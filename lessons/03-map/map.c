@@ -90,6 +90,21 @@ cpu_count(void)
     return n < POOL_MAX_WORKERS ? n : POOL_MAX_WORKERS;
 }
 
+/*
+ * Flush stdout; when a write to it failed (a full disk, a closed stdout),
+ * say so in one line and exit 1.
+ */
+static void
+flush_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return;
+    if (errno == 0)
+        errno = EIO;            /* an earlier write failed, its errno lost */
+    die("stdout");
+}
+
 static void
 print_usage(void)
 {
@@ -114,7 +129,7 @@ parse_options(int argc, char **argv, struct options *o)
     opterr = 0;                 /* our own message, one line */
     while ((opt = getopt(argc, argv, ":hvj:c:d:s:")) != -1) {
         switch (opt) {
-        case 'h': print_usage(); exit(0);
+        case 'h': print_usage(); flush_stdout(); exit(0);
         case 'v': o->verbose = 1; break;
         case 'j':
             o->workers = parse_number(optarg, 1, POOL_MAX_WORKERS, "-j");
@@ -184,8 +199,7 @@ print_list(const long long *out, long n)
     for (long i = 0; i < n; i++)
         printf(i == 0 ? "%lld" : ", %lld", out[i]);
     printf("]\n");
-    if (fflush(stdout) == EOF)
-        die("write");
+    flush_stdout();
 }
 
 /* Milliseconds since an arbitrary start, for -v. */

@@ -67,17 +67,21 @@ long default_chunksize(long n, long nworkers);
 
 /*
  * Start nworkers (1 to POOL_MAX_WORKERS) worker processes, each waiting for
- * task records on its own pipe. The parent ignores SIGPIPE until
- * pool_stop(), so that a worker gone away shows up as EPIPE from write(),
- * not as the parent's death. With POOL_TRACE set, the pool records its run
- * for make trace (trace.h). Exits the program on failure.
+ * task records on its own pipe. First it makes sure descriptors 0, 1 and
+ * 2 are open (/dev/null where one is closed), so that no pipe takes their
+ * numbers. The parent ignores SIGPIPE until pool_stop(), so that a worker
+ * gone away shows up as EPIPE from write(), not as the parent's death. On
+ * Linux a worker dies with the parent, even in the middle of a task. With
+ * POOL_TRACE set, the pool records its run for make trace (trace.h). Exits
+ * the program on failure, the workers already started ended and reaped.
  */
 void pool_start(struct pool *p, long nworkers);
 
 /*
  * Map fn over xs[0..n-1] with the pool, chunksize items per task record
  * (chunksize >= 1 when n > 0): afterwards out[i] == fn(xs[i]) for every i.
- * Exits the program when a worker fails.
+ * When a worker dies, exits the program with one line that says how it
+ * ended and which items it held; every other worker is ended and reaped.
  */
 void pool_map(struct pool *p, long long (*fn)(long long), const long long *xs,
               long n, long long *out, long chunksize);

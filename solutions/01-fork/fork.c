@@ -12,7 +12,8 @@
  * the stdio buffer is copied into the child, and both print it. `-b` leaves
  * out the fix, so that `fork -b | cat` shows the line twice. And why a child
  * leaves with _exit(), not exit(): the parent registers an atexit() handler,
- * which a child's exit() would run a second time, in the child.
+ * which a child's exit() would run a second time, in the child. A full disk
+ * or a closed stdout is an error: the last atexit() handler checks stdout.
  *
  * Usage: fork [-b] [-s STATUS]
  *   -s STATUS  the child's exit status, 0 to 255 (3)
@@ -44,6 +45,23 @@ usage_error(const char *msg, const char *arg)
     exit(2);
 }
 
+/*
+ * Registered with atexit() first, so that it runs last, after every other
+ * handler has printed: flush stdout, and when any write to it failed (a
+ * full disk, `fork >&-`), say so in one line and leave with status 1.
+ * _exit(), as exit() must not be called again from an atexit() handler.
+ */
+static void
+check_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return;
+    fprintf(stderr, "%s: stdout: %s\n", PROG,
+            strerror(errno != 0 ? errno : EIO));    /* 0: an earlier write */
+    _exit(1);
+}
+
 /* Registered with atexit() by the parent: runs when the parent exit()s. */
 static void
 say_goodbye(void)
@@ -56,7 +74,10 @@ static _Noreturn void
 child_main(int status)
 {
     printf("child %ld: my parent is %ld\n", (long)getpid(), (long)getppid());
-    fflush(stdout);             /* _exit() does not flush stdio buffers */
+    /* _exit() does not flush stdio buffers. A failed write is ignored here:
+     * the parent writes to the same stdout after this, and its
+     * check_stdout() reports the failure once, for both. */
+    (void)fflush(stdout);
     _exit(status);              /* not exit(): no atexit handlers, no flush */
 }
 
@@ -69,8 +90,8 @@ spawn_child(int status, int buggy)
 {
     pid_t pid;
 
-    if (!buggy)
-        fflush(NULL);           /* else the child inherits unflushed output */
+    if (!buggy)                 /* else the child inherits unflushed output */
+        (void)fflush(NULL);     /* ignored: check_stdout() reports at exit */
     switch (pid = fork()) {
     case -1:
         die("fork");
@@ -107,6 +128,8 @@ main(int argc, char **argv)
     long v;
     pid_t pid;
 
+    if (atexit(check_stdout) != 0)
+        die("atexit");
     opterr = 0;                 /* our own message, one line */
     while ((opt = getopt(argc, argv, ":hbs:")) != -1) {
         switch (opt) {

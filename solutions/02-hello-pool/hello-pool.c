@@ -7,7 +7,9 @@
  * Here the parent forks WORKERS children; each worker runs fx() on its share
  * of the tasks and leaves with _exit(); the parent then reaps every worker.
  * The workers run at the same time, so the lines come out in whatever order
- * the workers reach them, as in Python.
+ * the workers reach them, as in Python. A greeting that cannot be written
+ * (a full disk, a closed stdout) ends its worker with WORKER_CANNOT_WRITE,
+ * and the parent reports it once, for all the workers.
  *
  * Usage: hello-pool [-j WORKERS] [-n TASKS] [-s START] [-d MS] [-w]
  *   -j WORKERS  worker processes (10, as mp.Pool(10))
@@ -18,6 +20,7 @@
  *   -w          tag each line with the pid of the worker that printed it
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +30,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "trace.h"
 
@@ -34,6 +40,7 @@
 #define MAX_WORKERS 1024    /* more is surely a typo */
 #define MAX_TASKS 100000000L
 #define MAX_DELAY_MS 10000
+#define WORKER_CANNOT_WRITE 74  /* worker's status: stdout failed (EX_IOERR) */
 
 struct options {
     long workers;   /* -j: how many worker processes */
@@ -43,12 +50,70 @@ struct options {
     int tag;        /* -w: append the worker's pid to each line */
 };
 
+static pid_t parent_pid;        /* the parent's pid, saved before the forks */
+static long write_failures;     /* workers that exited WORKER_CANNOT_WRITE */
+
 /* Print "hello-pool: WHAT: reason" and exit 1. */
 static _Noreturn void
 die(const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", PROG, what, strerror(errno));
     exit(1);
+}
+
+/*
+ * Flush stdout; when a write to it failed (a full disk, a closed stdout),
+ * say so in one line and exit 1.
+ */
+static void
+flush_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return;
+    if (errno == 0)
+        errno = EIO;            /* an earlier write failed, its errno lost */
+    die("stdout");
+}
+
+/*
+ * Make sure descriptors 0, 1 and 2 are open before the program opens one
+ * of its own (daemon hygiene): started with one closed (`hello-pool >&-`),
+ * it would get that number back from open(), and the greetings would go
+ * into the POOL_TRACE file. Each closed one gets /dev/null, read-only
+ * (open() returns the lowest free number, so fd itself), and a write to a
+ * stdout that was closed still fails (EBADF). Exits 1 on failure.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", O_RDONLY) == -1)
+            die("/dev/null");
+}
+
+/*
+ * In a new worker, right after fork() (given code; lesson 07 explains it):
+ * make sure it does not outlive the parent, which it would by all its
+ * tasks. On Linux the kernel sends it SIGKILL when the parent dies; mind
+ * that PR_SET_PDEATHSIG fires when the parent *thread* that forked exits
+ * (this program has one). A parent that died before the call sends
+ * nothing, so the worker compares getppid() with `parent`, the pid saved
+ * before fork(), and leaves at once if they differ. macOS has no
+ * PDEATHSIG: there a worker runs its tasks to the end, printing each.
+ */
+static void
+die_with_parent(pid_t parent)
+{
+#ifdef __linux__
+    /* ignored: it fails only for a signal number that is not valid */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+#else
+    (void)parent;
+#endif
 }
 
 /* Print one line about bad usage and exit 2. */
@@ -94,6 +159,7 @@ parse_options(int argc, char **argv, struct options *o)
                    "tasks 0..99; -s 1 -n 9 is the seed's first program).\n"
                    "  -d MS  each task sleeps MS milliseconds first\n"
                    "  -w     tag each line with the worker's pid\n", PROG);
+            flush_stdout();
             exit(0);
         case 'j': o->workers = parse_number(optarg, 1, MAX_WORKERS, "-j"); break;
         case 'n': o->tasks = parse_number(optarg, 0, MAX_TASKS, "-n"); break;
@@ -118,17 +184,19 @@ fx(long x, const struct options *o)
 {
     long long start = trace_now();
 
-    if (o->delay_ms > 0)
-        nanosleep(&(struct timespec){o->delay_ms / 1000,
-                                     (o->delay_ms % 1000) * 1000000L}, NULL);
+    if (o->delay_ms > 0)        /* ignored: a signal only cuts it short */
+        (void)nanosleep(&(struct timespec){o->delay_ms / 1000,
+                                           (o->delay_ms % 1000) * 1000000L},
+                        NULL);
     if (o->tag)
         printf("hello for %ldth time! (worker %ld)\n", x, (long)getpid());
     else
         printf("hello for %ldth time!\n", x);
     /* One line, one write(): a line of at most PIPE_BUF bytes reaches a
-     * pipe whole, never torn by another worker's line. */
+     * pipe whole, never torn by another worker's line. A failed write is
+     * said once, by the parent (judge_worker()), not by every worker. */
     if (fflush(stdout) == EOF)
-        _exit(1);
+        _exit(WORKER_CANNOT_WRITE);
     trace_task(x, 1, start, trace_now());   /* for make trace; see trace.h */
 }
 
@@ -141,6 +209,7 @@ fx(long x, const struct options *o)
 static _Noreturn void
 worker_main(long w, const struct options *o)
 {
+    die_with_parent(parent_pid);
     for (long i = w; i < o->tasks; i += o->workers)
         fx(o->start + i, o);
     _exit(0);                   /* not exit(): see lesson 01 */
@@ -148,7 +217,8 @@ worker_main(long w, const struct options *o)
 
 /*
  * Fork o->workers workers, each running worker_main(). Returns how many
- * were started; when fork() fails, stops there and returns the count so far.
+ * were started; when fork() fails, stops there and returns the count so
+ * far, with errno still saying why (main() reports it).
  */
 static long
 start_workers(const struct options *o)
@@ -159,8 +229,7 @@ start_workers(const struct options *o)
         fflush(NULL);           /* else each child inherits unflushed output */
         switch (fork()) {
         case -1:
-            perror(PROG ": fork");
-            return started;
+            return started;     /* errno says why: main() reports it */
         case 0:
             worker_main(w, o);  /* never returns */
         default:
@@ -174,8 +243,9 @@ start_workers(const struct options *o)
  * Judge one reaped worker and return the program's result so far, updated.
  * A clean exit changes nothing. A worker killed by SIGPIPE (its reader went
  * away, as in `hello-pool | head -3`) makes it 128 + SIGPIPE, quietly, as the
- * shell reports a process killed by that signal. Any other end is reported
- * on stderr and makes it 1.
+ * shell reports a process killed by that signal. A worker that could not
+ * write makes it 1, quietly too: main() says it once for all of them. Any
+ * other end is reported on stderr and makes it 1.
  */
 static int
 judge_worker(pid_t pid, int status, int result)
@@ -184,6 +254,10 @@ judge_worker(pid_t pid, int status, int result)
         return result;
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
         return result == 0 ? 128 + SIGPIPE : result;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_CANNOT_WRITE) {
+        write_failures++;
+        return 1;
+    }
     if (WIFSIGNALED(status))
         fprintf(stderr, "%s: worker %ld killed by signal %d\n", PROG,
                 (long)pid, WTERMSIG(status));
@@ -215,19 +289,34 @@ int
 main(int argc, char **argv)
 {
     struct options o;
-    long started;
+    long started, wanted;
     long long waited;
     int result;
 
+    open_standard_fds();
     parse_options(argc, argv, &o);
     if (o.workers > o.tasks && o.tasks > 0)
         o.workers = o.tasks;    /* a worker with no task is pointless */
+    wanted = o.tasks > 0 ? o.workers : 0;
     trace_open(PROG);
-    started = o.tasks > 0 ? start_workers(&o) : 0;
+    parent_pid = getpid();
+    started = wanted > 0 ? start_workers(&o) : 0;
+    /* SIMPLIFICATION: when fork() fails, the workers already started run
+     * their shares to the end, so only some greetings come out; lesson 03's
+     * workers wait for their tasks, and a pool that cannot start ends them
+     * before any work is done. */
+    if (started < wanted)
+        fprintf(stderr,
+                "%s: fork: %s: started %ld of %ld workers, so only their greetings come out\n",
+                PROG, strerror(errno), started, wanted);
     waited = trace_now();
     result = reap_workers();
     trace_wait(waited, trace_now());
-    if (started < (o.tasks > 0 ? o.workers : 0))
+    if (write_failures > 0)
+        fprintf(stderr,
+                "%s: stdout: write error: %ld of %ld workers could not write their greetings\n",
+                PROG, write_failures, started);
+    if (started < wanted)
         return 1;               /* fork failed: some tasks never ran */
     return result;
 }

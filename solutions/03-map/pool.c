@@ -12,6 +12,7 @@
  * that worker blocks writing a result: see pool_map().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "pool.h"
 #include "trace.h"
@@ -35,10 +39,12 @@ static struct pool *live_pool;  /* the started pool, for leave() */
 static pid_t parent_pid;        /* the process that started it */
 
 /*
- * Exit 1 after a fatal error. In the parent, first close the pool's pipes,
- * so that every worker ends (end-of-file, or SIGPIPE on its next result),
- * and reap them all, reporting any other signal that killed one: no worker
- * outlives the program, no zombie is left. In a worker, just _exit(1).
+ * Exit 1 after a fatal error, whose one line is already on stderr. In the
+ * parent, first end every worker not yet reaped and reap it: no worker
+ * outlives the program, no zombie is left. SIGKILL, since the program
+ * fails anyway and a worker's chunk is lost with it: a worker stopped by
+ * SIGSTOP would see neither end-of-file nor SIGTERM until continued, and
+ * SIGKILL ends a stopped process too. In a worker, just _exit(1).
  * SIMPLIFICATION: errors here are not checked, the program is failing
  * anyway; lesson 05 gives every exit path its own clean-up.
  */
@@ -50,21 +56,18 @@ leave(void)
     if (p != NULL && getpid() != parent_pid)
         _exit(1);               /* a worker: flush no inherited buffer */
     live_pool = NULL;
-    for (long w = 0; p != NULL && w < p->nworkers; w++)
-        if (p->workers[w].task_fd != -1) {
-            close(p->workers[w].task_fd);
-            close(p->workers[w].result_fd);
-        }
     for (long w = 0; p != NULL && w < p->nworkers; w++) {
-        int status;
-        pid_t pid;
+        struct worker *wk = &p->workers[w];
 
-        while ((pid = waitpid(p->workers[w].pid, &status, 0)) == -1 &&
-               errno == EINTR)
+        if (wk->task_fd != -1) {
+            (void)close(wk->task_fd);   /* ignored: see SIMPLIFICATION */
+            (void)close(wk->result_fd);
+        }
+        if (wk->pid <= 0)
+            continue;           /* -1: reaped already (0 would be the group) */
+        (void)kill(wk->pid, SIGKILL);   /* ignored: it may be a zombie */
+        while (waitpid(wk->pid, NULL, 0) == -1 && errno == EINTR)
             continue;
-        if (pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) != SIGPIPE)
-            fprintf(stderr, "%s: worker %ld killed by signal %d\n", progname,
-                    (long)pid, WTERMSIG(status));   /* SIGPIPE: see above */
     }
     exit(1);
 }
@@ -223,6 +226,48 @@ worker_main(int task_fd, int result_fd)
 /* ---- starting and stopping -------------------------------------------- */
 
 /*
+ * Make sure descriptors 0, 1 and 2 are open before the pool makes any of
+ * its own (daemon hygiene): started with one closed (`map 5 >&-`), the
+ * program would get that number back from pipe() or open(), and its list
+ * would go into a pipe or the POOL_TRACE file. Each closed one gets
+ * /dev/null, read-only (open() returns the lowest free number, so fd
+ * itself), and a write to a stdout that was closed still fails (EBADF).
+ * Exits 1 on failure.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", O_RDONLY) == -1)
+            die("/dev/null");
+}
+
+/*
+ * In a new worker, right after fork() (lesson 07 explains it): make sure
+ * it does not outlive the parent, which it would by the rest of its task.
+ * On Linux the kernel sends it SIGKILL when the parent dies; mind that
+ * PR_SET_PDEATHSIG fires when the parent *thread* that forked exits (this
+ * program has one). A parent that died before the call sends nothing, so
+ * the worker compares getppid() with `parent`, the pid saved before
+ * fork(), and leaves at once if they differ. macOS has no PDEATHSIG: there
+ * a worker learns of it at its next pipe read (end-of-file) or write
+ * (EPIPE), and may outlive the parent by up to one task.
+ */
+static void
+die_with_parent(pid_t parent)
+{
+#ifdef __linux__
+    /* ignored: it fails only for a signal number that is not valid */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+#else
+    (void)parent;
+#endif
+}
+
+/*
  * Close, in a new worker, the parent's ends of the pipes of the workers
  * started before it (0 .. w-1). A write end left open here would keep that
  * worker from ever seeing end-of-file on its task pipe.
@@ -250,6 +295,7 @@ start_worker(struct pool *p, long w)
     case -1:
         die("fork");
     case 0:
+        die_with_parent(parent_pid);
         if (close(task[1]) == -1 ||     /* only the parent writes tasks */
             close(result[0]) == -1)     /* only the parent reads results */
             die_child("close");
@@ -273,6 +319,7 @@ pool_start(struct pool *p, long nworkers)
 {
     struct sigaction ignore;
 
+    open_standard_fds();
     *p = (struct pool){.nworkers = 0};
     p->workers = calloc((size_t)nworkers, sizeof *p->workers);
     p->pfds = calloc((size_t)nworkers, sizeof *p->pfds);
@@ -372,6 +419,31 @@ send_chunk(struct pool *p, struct worker *w, long long (*fn)(long long),
 }
 
 /*
+ * Worker w's result pipe met end-of-file before the chunk it holds came
+ * back: the worker has exited or is exiting, as it holds the only write
+ * end. End it for certain (SIGKILL changes nothing for a process that
+ * exits: its status is set), reap it, and end the program with one line
+ * that says how it ended and which items are lost.
+ */
+static _Noreturn void
+fail_lost_chunk(struct worker *w)
+{
+    int status;
+    pid_t pid = w->pid;
+
+    (void)kill(pid, SIGKILL);   /* ignored: it may be a zombie already */
+    while (waitpid(pid, &status, 0) == -1)
+        if (errno != EINTR)
+            die("waitpid");
+    w->pid = -1;                /* reaped: leave() must not wait for it */
+    if (WIFSIGNALED(status))
+        fail("worker %ld killed by signal %d before sending the results for items %ld to %ld",
+             (long)pid, WTERMSIG(status), w->first, w->first + w->count - 1);
+    fail("worker %ld exited with status %d before sending the results for items %ld to %ld",
+         (long)pid, WEXITSTATUS(status), w->first, w->first + w->count - 1);
+}
+
+/*
  * Read worker w's result record, which poll() says has begun to arrive, and
  * store its values at out[first .. first+count-1]: the index the record
  * names, which must be the chunk w holds. Marks w idle; returns count.
@@ -388,8 +460,7 @@ receive_result(struct worker *w, long long *out)
     if (got == -1)
         die("read result");
     if (got == 0)
-        fail("worker %ld exited without the results for items %ld to %ld",
-             (long)w->pid, w->first, w->first + w->count - 1);
+        fail_lost_chunk(w);     /* end-of-file: the worker has gone */
     if (got != (ssize_t)sizeof head || head.first != w->first ||
         head.count != w->count)
         fail("worker %ld sent a broken result record", (long)w->pid);
