@@ -939,13 +939,11 @@ count_leftovers(struct run *r, const struct options *o)
     }
 }
 
-/* Kill and reap whatever the program left, then copy its last output. */
+/* Kill and reap whatever the program left, then copy its last output,
+ * counting its lines as before: -H N still lets only N lines through. */
 static void
-leave_nothing(struct run *r, const struct options *o)
+leave_nothing(struct run *r, struct options *o)
 {
-    char buf[8192];
-    ssize_t got;
-
     for (int tries = 0; tries < 500; tries++) {
         int n = census(0);
 
@@ -954,9 +952,8 @@ leave_nothing(struct run *r, const struct options *o)
             break;
         nap(2);
     }
-    while (r->out_pipe != -1 && (got = read(r->out_pipe, buf, sizeof buf)) > 0)
-        if ((o->head < 0 || r->lines < o->head) && write(r->ofd, buf, got) != got)
-            break;
+    while (r->out_pipe != -1)       /* every writer is gone: it ends */
+        drain_output(r, o);
     if (r->watch != NULL)
         (void)unlink(r->watch_path); /* ignored: a temporary file */
 }
