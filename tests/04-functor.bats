@@ -282,9 +282,128 @@ Instance(1) = 15
 @test "rejects bad arguments with one line on stderr and status 2" {
     local args
     for args in "-j 0" "-j abc" "-j -3" "-j 99999" "-j" "-x" "2" "2 3 x" "2 3 1.5" \
-        "a 3 1" "2 3 1 2x" "-b -t 2 3 1" "-- 2 3 --5"; do
+        "a 3 1" "2 3 1 2x" "-b -t 2 3 1" "-- 2 3 --5" "-d -1" "-d x 2 3" "-d 10001 2 3"; do
         # shellcheck disable=SC2086 # split args on purpose
         run_prog $args
         assert_usage_error
     done
+}
+
+# ---- the fault matrix: killed, stopped, closed, full, limited --------------
+
+# -d 5000: every item sleeps 5 s. Two workers, two items: each worker holds
+# one, so that a test can find both in the middle of a task (--kill ..@busy).
+LONG_MAP=(-j 2 -d 5000 2 3 1 2)
+
+# After a failed test whose program hung: the test's own HANG_HINT, if set.
+lesson_teardown() {
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ "${g_timeout:-0}" = 1 ] && [ -n "${HANG_HINT:-}" ]; then
+        printf '%s\n' "$HANG_HINT" >&2
+    fi
+}
+
+# assert_no_orphans: no worker was left running after its parent was
+# killed (the run tolerated survivors, to say why here).
+assert_no_orphans() {
+    [ "$g_survivors" = 0 ] && return 0
+    fail "$g_survivors worker(s) still ran a second after their parent was killed (pids $g_survivor_pids)." \
+        "hint: a killed parent runs no clean-up at all: right after fork(), each worker" \
+        "      asks the kernel to kill it when its parent dies (die_with_parent()," \
+        "      prctl(PR_SET_PDEATHSIG)), or it sleeps on through its task." "$(reproduce)"
+}
+
+# assert_error_line REGEX: exactly one line on stderr, matching REGEX.
+assert_error_line() {
+    [ ${#stderr_lines[@]} = 1 ] ||
+        fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:" "$(show_stderr)" \
+            "$(reproduce)" || return 1
+    assert_match "$1" "${stderr_lines[0]}" "the line on stderr"
+}
+
+@test "no worker outlives its parent killed in the middle of a task" {
+    # SIGKILL to the parent while both workers sleep in their 5 s items: no
+    # clean-up of the parent can run. --linger 1: any worker still there a
+    # second after the parent died fails the test; only the kernel's
+    # parent-death signal ends a worker that soon. The workers that died
+    # with it are zombies no one can reap (its parent was SIGKILLed): not a
+    # fault, hence --tolerate unreaped.
+    run_prog --kill KILL@busy --linger 1 --tolerate unreaped --tolerate survivors "${LONG_MAP[@]}"
+    assert_status 137
+    assert_stderr_empty
+    assert_no_orphans
+}
+
+@test "a worker killed in the middle of a task: status 1, one line, no worker left" {
+    run_prog --kill w0/KILL@busy "${LONG_MAP[@]}"
+    assert_status 1
+    assert_output ""
+    assert_error_line '^functor: worker [0-9]+ exited without the results for items 0 to 0$'
+}
+
+@test "a stopped worker does not hang the exit after another worker died" {
+    # Worker 1 is stopped (SIGSTOP), then worker 0 killed: the program fails,
+    # and must end the stopped worker too. A stopped process acts on no
+    # signal but SIGKILL and SIGCONT: a SIGTERM stays pending, and closing
+    # its pipes does nothing while it sleeps stopped.
+    HANG_HINT="hint: leave() must end every worker, also a stopped one: SIGKILL
+      ends a stopped process; anything else waits for SIGCONT."
+    run_prog --kill w1/STOP@busy --kill w0/KILL@busy "${LONG_MAP[@]}"
+    assert_status 1
+    assert_error_line '^functor: worker [0-9]+ exited without the results for items 0 to 0$'
+}
+
+@test "a full disk on stdout (/dev/full): status 1 and one line that names stdout" {
+    local args
+    for args in "" "-j 2 2 3 1 2 3"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_prog --stdout /dev/full $args
+        assert_status 1
+        assert_error_line '^functor: stdout: No space left on device$'
+    done
+    run_prog --stdout /dev/full -h
+    assert_status 1
+    assert_error_line '^functor: stdout: No space left on device$'
+}
+
+@test "stdin closed changes nothing" {
+    run_prog --close 0 -j 2
+    assert_status 0
+    assert_stderr_empty
+    assert_output "$SEED_OUTPUT"
+}
+
+@test "stdout closed is a write error: status 1 and one line" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind opens its log on the lowest free descriptor, the closed stdout: the output would go into its log"
+    run_prog --close 1 -j 2
+    assert_status 1
+    assert_error_line '^functor: stdout: Bad file descriptor$'
+    run_prog --close 0 --close 1 -j 3 2 3 1 2 3
+    assert_status 1
+    assert_error_line '^functor: stdout: Bad file descriptor$'
+}
+
+@test "| head -1: the first line, and nothing left" {
+    run_prog --head 1 -j 2
+    assert_status 0
+    assert_stderr_empty
+    [ "${lines[0]:-}" = "Instance(0) = 6" ] ||
+        fail "expected the first line 'Instance(0) = 6', got:" "${output:-(empty)}" "$(reproduce)"
+}
+
+@test "too few descriptors (ulimit -n): status 1, one line, the workers started are reaped" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind needs descriptors of its own: ulimit -n 8 is too low for it"
+    # 8 descriptors: 0 to 2, and room for the pipes of one worker only.
+    run_prog --nofile 8 -j 4
+    assert_status 1
+    assert_output ""
+    assert_error_line '^functor: pipe: Too many open files$'
+    assert_forked_at_least 1
+}
+
+@test "fork() failing (ulimit -u): status 1, one line, the workers started are reaped" {
+    run_prog --fork-fails-after 2 -j 4
+    assert_status 1
+    assert_output ""
+    assert_error_line '^functor: fork: Resource temporarily unavailable$'
+    assert_pool_of 2
 }

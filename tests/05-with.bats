@@ -16,9 +16,12 @@ lesson_setup() {
 }
 
 # After a failed test whose program left workers behind, say where in this
-# lesson they should have been stopped.
+# lesson they should have been stopped (unless the test has said so itself:
+# OWN_HINT); after one whose program hung, the test's HANG_HINT, if set.
 lesson_teardown() {
-    if [ -z "${BATS_TEST_COMPLETED:-}" ] &&
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ "${g_timeout:-0}" = 1 ] && [ -n "${HANG_HINT:-}" ]; then
+        printf '%s\n' "$HANG_HINT" >&2
+    elif [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -z "${OWN_HINT:-}" ] &&
         { [ "${g_unreaped:-0}" != 0 ] || [ "${g_survivors:-0}" != 0 ]; }; then
         printf '%s\n' \
             "hint: after an error, nothing but pool_release() stops the workers: when" \
@@ -340,6 +343,144 @@ valgrind_clean() {
 
 @test "valgrind: no way out of run_goto() (-g) leaks memory or a descriptor, in any process" {
     valgrind_clean -g
+}
+
+# ---- the fault matrix: killed, stopped, closed, full, limited --------------
+
+# assert_one_line REGEX: exactly one line on stderr, matching REGEX.
+assert_one_line() {
+    [ ${#stderr_lines[@]} = 1 ] ||
+        fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:" "$(show_stderr)" \
+            "$(reproduce)" || return 1
+    assert_match "$1" "${stderr_lines[0]}" "the line on stderr"
+}
+
+@test "no worker outlives its parent killed in the middle of a task" {
+    local in style
+    in=$(numbers 1 2)
+    # Two workers, one item of 5 s each: SIGKILL to the parent while both
+    # sleep in it. No clean-up of the parent can run: only the kernel's
+    # parent-death signal ends the workers within the second of --linger.
+    # The workers that died with it are zombies no one could reap (their
+    # parent was killed): --tolerate unreaped.
+    OWN_HINT=1
+    for style in "${STYLES[@]}"; do
+        run_with --kill KILL@busy --linger 1 --tolerate unreaped --tolerate survivors \
+            ${style:+"$style"} -j 2 -d 5000 "$in" "$WORK/out.txt"
+        assert_status 137
+        assert_stderr_empty
+        [ "$g_survivors" = 0 ] ||
+            fail "$g_survivors worker(s) still ran a second after their parent was killed (pids $g_survivor_pids)." \
+                "hint: a killed parent runs no clean-up, not even a cleanup attribute:" \
+                "      right after fork(), each worker asks the kernel to kill it when its" \
+                "      parent dies (die_with_parent(), prctl(PR_SET_PDEATHSIG))." "$(reproduce)" || return 1
+        assert_folder_holds in-1-2.txt
+    done
+}
+
+@test "a worker killed in the middle of a task: status 1, one line, the others stopped" {
+    local in style
+    in=$(numbers 1 2)
+    for style in "${STYLES[@]}"; do
+        run_with --kill w0/KILL@busy ${style:+"$style"} -j 2 -d 5000 "$in" "$WORK/out.txt"
+        assert_failed_cleanly
+        assert_one_line "^with: worker [0-9]+ exited without the results for items 0 to 0$"
+        assert_folder_holds in-1-2.txt
+    done
+}
+
+@test "a stopped worker does not hang the way out when another fails" {
+    local in style
+    HANG_HINT="hint: pool_terminate() sends SIGTERM, then SIGCONT: a stopped worker acts
+      on SIGTERM only once it is continued, and until then the waitpid()
+      for it never returns."
+    in=$(numbers 1 2)
+    for style in "${STYLES[@]}"; do
+        # Worker 1 is stopped (SIGSTOP) in its item; a second later worker 0
+        # gives up on its own (-F 1). pool_release() must end worker 1 too:
+        # a stopped process holds SIGTERM pending until SIGCONT.
+        run_with --kill w1/STOP@busy ${style:+"$style"} -j 2 -d 1000 -F 1 "$in" "$WORK/out.txt"
+        assert_failed_cleanly
+        assert_match "^with: worker [0-9]+: giving up on 1 \(-F\)$" "${stderr_lines[0]:-}" "the first line on stderr"
+        assert_match "^with: worker [0-9]+ exited without the results for items 0 to 0$" "${stderr_lines[1]:-}" "the second line on stderr"
+        assert_folder_holds in-1-2.txt
+    done
+}
+
+@test "stdout to a full disk (/dev/full): a run that prints nothing works; -h fails with one line" {
+    local in style
+    in=$(numbers 1 5)
+    for style in "${STYLES[@]}"; do
+        run_with --stdout /dev/full ${style:+"$style"} -j 2 "$in" "$WORK/out.txt"
+        assert_status 0
+        assert_stderr_empty
+        assert_file_is "$WORK/out.txt" "$(instances 1 5)"
+        rm "$WORK/out.txt"
+        run_with --stdout /dev/full ${style:+"$style"} -h
+        assert_status 1
+        assert_one_line '^with: stdout: No space left on device$'
+    done
+}
+
+@test "stdin or stdout closed: a run works" {
+    local in fd style
+    in=$(numbers 1 5)
+    for style in "${STYLES[@]}"; do
+        for fd in 0 1; do
+            run_with --close "$fd" ${style:+"$style"} -j 2 "$in" "$WORK/out.txt"
+            assert_status 0
+            assert_stderr_empty
+            assert_file_is "$WORK/out.txt" "$(instances 1 5)"
+            assert_no_open_fds
+            rm "$WORK/out.txt"
+        done
+    done
+}
+
+@test "-h with stdout closed is a write error: status 1 and one line" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind opens its log on the lowest free descriptor, the closed stdout: the output would go into its log"
+    local style
+    for style in "${STYLES[@]}"; do
+        run_with --close 1 ${style:+"$style"} -h
+        assert_status 1
+        assert_one_line '^with: stdout: Bad file descriptor$'
+    done
+}
+
+@test "| head -1: -h gives its first line, and nothing is left" {
+    local style
+    for style in "${STYLES[@]}"; do
+        run_with --head 1 ${style:+"$style"} -h
+        assert_status 0
+        assert_stderr_empty
+        assert_match '^usage: with ' "${lines[0]:-}" "the first line of stdout"
+    done
+}
+
+@test "too few descriptors (ulimit -n): status 1, one line, nothing left" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind needs descriptors of its own: ulimit -n 8 is too low for it"
+    local in style
+    in=$(numbers 1 5)
+    for style in "${STYLES[@]}"; do
+        # 8 descriptors: 0 to 2, and room for the pipes of one worker only.
+        run_with --nofile 8 ${style:+"$style"} -j 4 "$in" "$WORK/out.txt"
+        assert_failed_cleanly
+        assert_one_line '^with: pipe: Too many open files$'
+        assert_forked_at_least 1
+        assert_folder_holds in-1-5.txt
+    done
+}
+
+@test "fork() failing (ulimit -u): status 1, one line, the workers started are reaped" {
+    local in style
+    in=$(numbers 1 5)
+    for style in "${STYLES[@]}"; do
+        run_with --fork-fails-after 2 ${style:+"$style"} -j 4 "$in" "$WORK/out.txt"
+        assert_failed_cleanly
+        assert_one_line '^with: fork: Resource temporarily unavailable$'
+        assert_pool_of 2
+        assert_folder_holds in-1-5.txt
+    done
 }
 
 @test "-h prints usage on stdout and exits 0" {

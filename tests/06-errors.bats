@@ -244,6 +244,94 @@ latency_ms() {
             "$(reproduce)" || return 1
 }
 
+# ---- the fault matrix: killed, stopped, closed, full, limited --------------
+
+@test "no worker outlives its parent killed in the middle of a task" {
+    # Two workers, one task of 5 s each: SIGKILL to the parent while both
+    # sleep in it. No clean-up of the parent can run: only the kernel's
+    # parent-death signal ends the workers within the second of --linger.
+    # The workers that died with it are zombies no one could reap (their
+    # parent was killed): --tolerate unreaped.
+    HINT="hint: a killed parent runs no clean-up: right after fork(), each worker asks
+      the kernel to kill it when its parent dies (die_with_parent(),
+      prctl(PR_SET_PDEATHSIG)), or it sleeps on through its task."
+    run_prog --kill KILL@busy --linger 1 --tolerate unreaped --tolerate survivors -j 2 -d 5000 2
+    assert_status 137
+    assert_stderr_empty
+    [ "$g_survivors" = 0 ] ||
+        fail "$g_survivors worker(s) still ran a second after their parent was killed (pids $g_survivor_pids)." \
+            "$(reproduce)"
+}
+
+@test "a worker killed from outside in the middle of a task is reported with its task" {
+    HINT=$DEATH_HINT
+    run_errors --kill w0/KILL@busy -j 2 -d 5000 2
+    assert_one_error "^errors: task 0: worker [0-9]+ killed by signal 9 \(Killed\)$"
+}
+
+@test "a stopped worker does not hang the report of another worker's death" {
+    # Worker 1 is stopped (SIGSTOP) in its task; a second later task 0
+    # kills its own worker (-k 0). The map must stop worker 1 too: a stopped
+    # process holds SIGTERM pending until SIGCONT.
+    HANG_HINT="hint: pool_terminate() sends SIGTERM, then SIGCONT: a stopped worker acts
+      on SIGTERM only once it is continued, and until then the waitpid()
+      for it never returns."
+    run_prog --deadline 5 --kill w1/STOP@busy -j 2 -d 1000 -k 0 2
+    assert_one_error "^errors: task 0: worker [0-9]+ killed by signal 9 \(Killed\)$"
+}
+
+@test "a stopped worker's task runs past its deadline (-t) and is reported" {
+    # Task 0 would take 1 s; its worker is stopped in it, so it times out
+    # at 3 s and is killed: SIGKILL ends a stopped process too.
+    run_prog --deadline 8 --kill w0/STOP@busy -j 1 -d 1000 -t 3000 3
+    assert_one_error "^errors: task 0: worker [0-9]+ timed out after 3000 ms and was killed$"
+}
+
+@test "stdout to a full disk (/dev/full): status 1 and one line that names stdout" {
+    local args
+    for args in "-j 2 10" "-h"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        run_errors --stdout /dev/full $args
+        assert_one_error '^errors: stdout: No space left on device$'
+    done
+}
+
+@test "stdin closed changes nothing" {
+    run_errors --close 0 -j 2 10
+    assert_status 0
+    assert_stderr_empty
+    assert_output "$(instances 10)"
+}
+
+@test "stdout closed is a write error: status 1 and one line" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind opens its log on the lowest free descriptor, the closed stdout: the output would go into its log"
+    run_errors --close 1 -j 2 10
+    assert_one_error '^errors: stdout: Bad file descriptor$'
+    run_errors --close 0 --close 1 -j 3 10
+    assert_one_error '^errors: stdout: Bad file descriptor$'
+}
+
+@test "| head -1: the list, and nothing left" {
+    run_errors --head 1 -j 2 10
+    assert_status 0
+    assert_stderr_empty
+    assert_output "$(instances 10)"
+}
+
+@test "too few descriptors (ulimit -n): status 1, one line, the workers started are reaped" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind needs descriptors of its own: ulimit -n 8 is too low for it"
+    # 8 descriptors: 0 to 2, and room for the pipes of one worker only.
+    run_errors --nofile 8 -j 4 10
+    assert_one_error '^errors: pipe: Too many open files$'
+    assert_forked_at_least 1
+}
+
+@test "fork() failing (ulimit -u): status 1, one line, the workers started are reaped" {
+    run_errors --fork-fails-after 2 -j 4 10
+    assert_one_error '^errors: fork: Resource temporarily unavailable$'
+    assert_pool_of 2
+}
+
 @test "-h prints usage on stdout and exits 0" {
     run_errors -h
     assert_status 0

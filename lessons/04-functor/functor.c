@@ -14,8 +14,9 @@
  * With no arguments the program prints those three facts, the list last.
  * With arguments it maps Functor(Y, Z) over the X values and prints the list.
  *
- * Usage: functor [-t] [-b] [-j WORKERS] [Y Z [X...]]
+ * Usage: functor [-t] [-b] [-j WORKERS] [-d MS] [Y Z [X...]]
  *   -j WORKERS  worker processes (the number of CPUs, as mp.Pool())
+ *   -d MS       each item first sleeps MS milliseconds, as real work would
  *   -t          starmap: map Multi over the tuples (X, Y, Z) instead
  *   -b          buggy: send the workers the functor's address, not the
  *               functor; they see their own stale copy, Functor(0, 0)
@@ -23,9 +24,11 @@
  * long long; -- before Y lets negative numbers follow.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "functor.h"
@@ -33,9 +36,11 @@
 
 #define MAX_VALUES 1000000L     /* X values on one command line, at most */
 #define DEFAULT_WORKERS 4       /* where the CPUs cannot be counted */
+#define MAX_DELAY_MS 10000      /* -d: at most 10 s an item */
 
 struct options {
     long workers;               /* -j: worker processes */
+    long delay_ms;              /* -d: sleep before each item */
     int star;                   /* -t: starmap instead of map */
     int buggy;                  /* -b: send the functor's address */
     int demo;                   /* no operands: the seed's example */
@@ -45,6 +50,10 @@ struct options {
 };
 
 const char progname[] = "functor";
+
+/* -d, set before the pool starts, so that every worker has its own copy
+ * (fork() copies the parent's memory). */
+static long delay_ms;
 
 /*
  * The functor the program maps: Python's module-level Instance. It is made
@@ -84,6 +93,21 @@ functor_call(const struct functor *f, long long x)
     (void)f;
     (void)x;
     return 0;
+}
+
+/*
+ * Multi after a sleep of delay_ms (-d), as a real task would take time: the
+ * function mapped when -d is given, so that a test can find every worker in
+ * the middle of a task.
+ */
+static long long
+slow_multi(long long x, long long y, long long z)
+{
+    struct timespec left = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+
+    while (nanosleep(&left, &left) == -1 && errno == EINTR)
+        continue;
+    return multi(x, y, z);
 }
 
 /* ---- the command line -------------------------------------------------- */
@@ -129,16 +153,30 @@ cpu_count(void)
     return n < POOL_MAX_WORKERS ? n : POOL_MAX_WORKERS;
 }
 
+/*
+ * Exit 1 with one message when what was written to stdout did not all
+ * arrive (a full disk, a closed stdout): fflush() meets the failure now, or
+ * an earlier printf() met it and left the stream's error flag set.
+ */
+static void
+check_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == EOF || ferror(stdout))
+        fail("stdout: %s", errno != 0 ? strerror(errno) : "write error");
+}
+
 static void
 print_usage(void)
 {
-    printf("usage: %s [-t] [-b] [-j WORKERS] [Y Z [X...]]\n"
+    printf("usage: %s [-t] [-b] [-j WORKERS] [-d MS] [Y Z [X...]]\n"
            "With no Y and Z, runs the seed's example: Instance = "
            "Functor(2, 3),\nInstance(0), Instance(1), "
            "p.map(Instance, [1, 2, 3, 4, 5]).\n"
            "Else maps Functor(Y, Z) over the X values, Multi(x, y, z) =\n"
            "z * (x * z + y), and prints the list. Numbers: -%lld..%lld.\n"
            "  -j WORKERS  worker processes (default: one per CPU)\n"
+           "  -d MS       each item first sleeps MS milliseconds\n"
            "  -t          starmap Multi over the tuples (X, Y, Z) instead\n"
            "  -b          buggy: send the functor's address, not its value\n",
            progname, MULTI_LIMIT, MULTI_LIMIT);
@@ -181,13 +219,16 @@ parse_options(int argc, char **argv, struct options *o)
 
     *o = (struct options){.workers = cpu_count()};
     opterr = 0;                 /* our own message, one line */
-    while ((opt = getopt(argc, argv, ":htbj:")) != -1) {
+    while ((opt = getopt(argc, argv, ":htbj:d:")) != -1) {
         switch (opt) {
-        case 'h': print_usage(); exit(0);
+        case 'h': print_usage(); check_stdout(); exit(0);
         case 't': o->star = 1; break;
         case 'b': o->buggy = 1; break;
         case 'j':
             o->workers = parse_number(optarg, 1, POOL_MAX_WORKERS, "-j");
+            break;
+        case 'd':
+            o->delay_ms = parse_number(optarg, 0, MAX_DELAY_MS, "-d");
             break;
         case ':': usage_error("option needs a value:", argv[optind - 1]);
         default: {
@@ -203,6 +244,26 @@ parse_options(int argc, char **argv, struct options *o)
 }
 
 /* ---- the program ------------------------------------------------------- */
+
+/*
+ * Make sure that descriptors 0, 1 and 2 are open before the program opens
+ * any: a closed one gets /dev/null (open() returns the lowest free
+ * descriptor), read-only, so that a write to a stdout that was closed still
+ * fails (EBADF) and is reported. Else a pipe() could take number 1, and
+ * what the program prints would go down a worker's pipe. Exits 1 on
+ * failure.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", O_RDONLY) == -1) {
+            fprintf(stderr, "%s: open /dev/null: %s\n", progname,
+                    strerror(errno));
+            exit(1);
+        }
+}
 
 /* The tuples (x, y, z) for starmap, one per X value: a new array. */
 static long long *
@@ -237,14 +298,17 @@ main(int argc, char **argv)
     long long *out;
     int result;
 
+    open_standard_fds();
     parse_options(argc, argv, &o);
+    delay_ms = o.delay_ms;
     out = calloc((size_t)(o.n > 0 ? o.n : 1), sizeof *out);
     if (out == NULL)
         die("calloc");
 
     pool_start(&pool, o.workers);       /* the workers fork here ... */
     pool.by_pointer = o.buggy;
-    instance = functor_make(multi, o.y, o.z);   /* ... before this is made */
+    /* ... before this is made */
+    instance = functor_make(o.delay_ms > 0 ? slow_multi : multi, o.y, o.z);
     if (o.demo) {
         printf("Instance(0) = %lld\n", functor_call(&instance, 0));
         printf("Instance(1) = %lld\n", functor_call(&instance, 1));
@@ -252,7 +316,8 @@ main(int argc, char **argv)
     if (o.star) {
         long long *args = make_tuples(&o);
 
-        pool_starmap(&pool, multi, args, o.n, out);
+        pool_starmap(&pool, o.delay_ms > 0 ? slow_multi : multi, args, o.n,
+                     out);
         free(args);
     } else {
         pool_map(&pool, &instance, o.xs, o.n, out);
@@ -260,8 +325,7 @@ main(int argc, char **argv)
     result = pool_stop(&pool);
 
     print_list(out, o.n);
-    if (fflush(stdout) == EOF)
-        die("write");
+    check_stdout();
     if (!o.demo)
         free(o.xs);
     free(out);

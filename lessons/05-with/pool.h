@@ -114,7 +114,8 @@ int pool_join(struct pool *p);
 
 /*
  * The way out on an error, Python's p.terminate(): send SIGTERM to every
- * worker not yet reaped, close the pipes and reap them all. Work in
+ * worker not yet reaped, then SIGCONT (a stopped worker acts on SIGTERM
+ * only once continued), close the pipes and reap them all. Work in
  * progress is thrown away; nothing is reported but a failing system call.
  */
 void pool_terminate(struct pool *p);

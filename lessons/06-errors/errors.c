@@ -31,6 +31,7 @@
  * TASKS: task numbers and ranges, separated by commas, as 3,7 or 0-9.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,22 @@ parse_number(const char *s, long min, long max, const char *what)
     return v;
 }
 
+/*
+ * Flush stdout and check that all that was written to it arrived (a full
+ * disk or a closed stdout fails a write): fflush() meets the failure now,
+ * or an earlier printf() met it and left the stream's error flag set.
+ * Returns 0, or -1 after one message.
+ */
+static int
+flush_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == EOF || ferror(stdout))
+        return report("stdout: %s",
+                      errno != 0 ? strerror(errno) : "write error");
+    return 0;
+}
+
 static void
 print_usage(void)
 {
@@ -180,7 +197,7 @@ parse_options(int argc, char **argv, struct options *o)
     opterr = 0;                 /* our own message, one line */
     while ((opt = getopt(argc, argv, ":hvj:d:t:f:s:k:x:H:")) != -1) {
         switch (opt) {
-        case 'h': print_usage(); exit(0);
+        case 'h': print_usage(); exit(flush_stdout() == 0 ? 0 : 1);
         case 'v': o->verbose = 1; break;
         case 'j':
             o->workers = parse_number(optarg, 1, POOL_MAX_WORKERS, "-j");
@@ -287,9 +304,7 @@ print_list(const long long *out, long n)
     for (long i = 0; i < n; i++)
         printf(i == 0 ? "%lld" : ", %lld", out[i]);
     printf("]\n");
-    if (fflush(stdout) == EOF)
-        return report_errno("write");
-    return 0;
+    return flush_stdout();
 }
 
 /*
@@ -327,6 +342,25 @@ run(const struct options *o)
     return status;
 }
 
+/*
+ * Make sure that descriptors 0, 1 and 2 are open before the program opens
+ * any: a closed one gets /dev/null (open() returns the lowest free
+ * descriptor), read-only, so that a write to a stdout that was closed still
+ * fails (EBADF) and is reported. Else a pipe() could take number 1 or 2,
+ * and what the program prints would go down a worker's pipe. Exits 1 on
+ * failure.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", O_RDONLY) == -1) {
+            report_errno("open /dev/null");
+            exit(1);
+        }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -334,6 +368,7 @@ main(int argc, char **argv)
     int status;
 
     start_ms = now_ms();
+    open_standard_fds();
     parse_options(argc, argv, &o);
     make_plan(&o);
     delay_ms = o.delay_ms;

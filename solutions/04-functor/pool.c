@@ -23,6 +23,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "pool.h"
 
@@ -48,10 +51,13 @@ static struct pool *live_pool;  /* the started pool, for leave() */
 static pid_t parent_pid;        /* the process that started it */
 
 /*
- * Exit 1 after a fatal error. In the parent, first close the pool's pipes,
- * so that every worker ends (end-of-file, or SIGPIPE on its next result),
- * and reap them all, reporting any other signal that killed one: no worker
- * outlives the program, no zombie is left. In a worker, just _exit(1).
+ * Exit 1 after a fatal error. In the parent, first stop the pool: close its
+ * pipes, send every worker SIGKILL and reap them all, so that no worker
+ * outlives the program (not even one in the middle of a long task, or
+ * stopped: a stopped process acts on no other signal until SIGCONT) and no
+ * zombie is left. The work they hold is lost anyway, and the message before
+ * this said what went wrong: nothing more is reported. In a worker, just
+ * _exit(1).
  * SIMPLIFICATION: errors here are not checked, the program is failing
  * anyway; lesson 05 gives every exit path its own clean-up.
  */
@@ -63,22 +69,20 @@ leave(void)
     if (p != NULL && getpid() != parent_pid)
         _exit(1);               /* a worker: flush no inherited buffer */
     live_pool = NULL;
-    for (long w = 0; p != NULL && w < p->nworkers; w++)
-        if (p->workers[w].task_fd != -1) {
-            close(p->workers[w].task_fd);
-            close(p->workers[w].result_fd);
-        }
     for (long w = 0; p != NULL && w < p->nworkers; w++) {
-        int status;
-        pid_t pid;
+        struct worker *wk = &p->workers[w];
 
-        while ((pid = waitpid(p->workers[w].pid, &status, 0)) == -1 &&
-               errno == EINTR)
-            continue;
-        if (pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) != SIGPIPE)
-            fprintf(stderr, "%s: worker %ld killed by signal %d\n", progname,
-                    (long)pid, WTERMSIG(status));   /* SIGPIPE: see above */
+        if (wk->task_fd != -1) {
+            (void)close(wk->task_fd);   /* ignored: see SIMPLIFICATION */
+            (void)close(wk->result_fd);
+        }
+        if (wk->pid > 0)        /* -1: reaped already, never signal it */
+            (void)kill(wk->pid, SIGKILL);   /* ignored: as close() */
     }
+    for (long w = 0; p != NULL && w < p->nworkers; w++)
+        while (p->workers[w].pid > 0 &&
+               waitpid(p->workers[w].pid, NULL, 0) == -1 && errno == EINTR)
+            continue;
     exit(1);
 }
 
@@ -260,11 +264,36 @@ close_siblings(const struct pool *p, long w)
             die_child("close");
 }
 
+/*
+ * In a new worker, right after fork(): make sure that it does not outlive
+ * its parent, whose pid (saved before the fork) is `parent`. On Linux the
+ * kernel sends the worker SIGKILL when the parent dies (PR_SET_PDEATHSIG:
+ * strictly, when the parent *thread* that forked it ends; these programs
+ * have one thread). A parent that died before the prctl() call sends
+ * nothing, but then the worker has another parent already (getppid()):
+ * it leaves at once. Elsewhere, macOS for one, there is no PDEATHSIG: the
+ * worker learns of the death at its next read of the task pipe (end-of-file)
+ * or write of a result (EPIPE), so it may outlive the parent by one task.
+ */
+static void
+die_with_parent(pid_t parent)
+{
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL) == -1)
+        die_child("prctl");
+    if (getppid() != parent)
+        _exit(1);               /* the parent is gone already */
+#else
+    (void)parent;
+#endif
+}
+
 /* Fork worker number w with a task pipe and a result pipe of its own. */
 static void
 start_worker(struct pool *p, long w)
 {
     int task[2], result[2];
+    pid_t parent = getpid();    /* for die_with_parent(), in the worker */
     pid_t pid;
 
     if (pipe(task) == -1 || pipe(result) == -1)
@@ -274,6 +303,7 @@ start_worker(struct pool *p, long w)
     case -1:
         die("fork");
     case 0:
+        die_with_parent(parent);
         if (close(task[1]) == -1 ||     /* only the parent writes tasks */
             close(result[0]) == -1)     /* only the parent reads results */
             die_child("close");

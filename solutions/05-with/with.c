@@ -146,6 +146,22 @@ parse_number(const char *s, long min, long max, const char *what)
     return v;
 }
 
+/*
+ * Flush stdout and check that all that was written to it arrived (a full
+ * disk or a closed stdout fails a write): fflush() meets the failure now,
+ * or an earlier printf() met it and left the stream's error flag set.
+ * Returns 0, or -1 after one message.
+ */
+static int
+flush_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == EOF || ferror(stdout))
+        return report("stdout: %s",
+                      errno != 0 ? strerror(errno) : "write error");
+    return 0;
+}
+
 static void
 print_usage(void)
 {
@@ -173,7 +189,7 @@ parse_options(int argc, char **argv, struct options *o)
     opterr = 0;                 /* our own message, one line */
     while ((opt = getopt(argc, argv, ":hgRj:d:F:W:")) != -1) {
         switch (opt) {
-        case 'h': print_usage(); exit(0);
+        case 'h': print_usage(); exit(flush_stdout() == 0 ? 0 : 1);
         case 'g': o->use_goto = 1; break;
         case 'R': o->child_returns = 1; break;
         case 'j':
@@ -591,11 +607,31 @@ report_descriptors(void)
     close(fd);
 }
 
+/*
+ * Make sure that descriptors 0, 1 and 2 are open before the program opens
+ * any: a closed one gets /dev/null (open() returns the lowest free
+ * descriptor), read-only, so that a write to a stdout that was closed still
+ * fails (EBADF) and is reported. Else a pipe() could take number 1 or 2,
+ * and what the program prints would go down a worker's pipe. Exits 1 on
+ * failure.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+            open("/dev/null", O_RDONLY) == -1) {
+            report_errno("open /dev/null");
+            exit(1);
+        }
+}
+
 int
 main(int argc, char **argv)
 {
     struct options o;
 
+    open_standard_fds();
     if (atexit(report_descriptors) != 0)
         return 1;
     parse_options(argc, argv, &o);

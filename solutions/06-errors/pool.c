@@ -35,6 +35,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "pool.h"
 
@@ -305,11 +308,36 @@ close_pipes(struct pool *p, long n)
     return result;
 }
 
+/*
+ * In a new worker, right after fork(): make sure that it does not outlive
+ * its parent, whose pid (saved before the fork) is `parent`. On Linux the
+ * kernel sends the worker SIGKILL when the parent dies (PR_SET_PDEATHSIG:
+ * strictly, when the parent *thread* that forked it ends; these programs
+ * have one thread). A parent that died before the prctl() call sends
+ * nothing, but then the worker has another parent already (getppid()):
+ * it leaves at once. Elsewhere, macOS for one, there is no PDEATHSIG: the
+ * worker learns of the death at its next read of the task pipe (end-of-file)
+ * or write of a result (EPIPE), so it may outlive the parent by one task.
+ */
+static void
+die_with_parent(pid_t parent)
+{
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL) == -1)
+        die_child("prctl");
+    if (getppid() != parent)
+        _exit(1);               /* the parent is gone already */
+#else
+    (void)parent;
+#endif
+}
+
 /* Fork worker number w with a task pipe and a result pipe of its own. */
 static int
 start_worker(struct pool *p, long w)
 {
     int task[2], result[2];
+    pid_t parent = getpid();    /* for die_with_parent(), in the worker */
     pid_t pid;
 
     if (pipe(task) == -1)
@@ -330,6 +358,7 @@ start_worker(struct pool *p, long w)
         close(result[1]);
         return -1;
     case 0:
+        die_with_parent(parent);
         if (close(task[1]) == -1 ||     /* only the parent writes tasks */
             close(result[0]) == -1)     /* only the parent reads results */
             die_child("close");
@@ -423,9 +452,13 @@ pool_terminate(struct pool *p)
 {
     int status;
 
-    for (long w = 0; w < p->nworkers; w++)  /* all at once: none waits */
-        if (p->workers[w].pid != -1 &&      /* for another to be killed */
-            kill(p->workers[w].pid, SIGTERM) == -1)
+    /* All at once: none waits for another to be killed. SIGCONT after
+     * SIGTERM: a stopped worker holds SIGTERM pending until it is
+     * continued, and the wait below would never end. */
+    for (long w = 0; w < p->nworkers; w++)
+        if (p->workers[w].pid != -1 &&
+            (kill(p->workers[w].pid, SIGTERM) == -1 ||
+             kill(p->workers[w].pid, SIGCONT) == -1))
             report_errno("kill");
     if (close_pipes(p, p->nworkers) == -1)
         report_errno("close");
