@@ -101,8 +101,8 @@ lesson_teardown() {
 @test "gives the same list for every worker count and chunksize" {
     local j c want
     want=$(squares 37)
-    for j in 1 2 3 8; do
-        for c in 1 4 37 default; do
+    for j in $(sweep 1 2 3 8); do
+        for c in $(sweep 1 4 37 default); do
             if [ "$c" = default ]; then run_prog -j "$j" 37; else run_prog -j "$j" -c "$c" 37; fi
             assert_status 0
             assert_list "$want"
@@ -113,7 +113,7 @@ lesson_teardown() {
 @test "keeps input order when each item sleeps a random while (-d)" {
     local seed want
     want=$(squares 40)
-    for seed in 1 2 3; do
+    for seed in $(sweep 1 2 3); do
         run_prog -j 4 -c 1 -d 10 -s "$seed" 40
         assert_status 0
         assert_list "$want"
@@ -162,8 +162,9 @@ lesson_teardown() {
 }
 
 @test "uses Python's default chunksize, ceil(N / (4 * WORKERS))" {
-    local j n want
-    for case in "4 10 1" "4 100 7" "4 1000 63" "2 200000 25000" "3 1 1" "1 8 2" "8 33 2"; do
+    local case j n want cases
+    mapfile -t cases <<<"$(sweep "4 10 1" "4 100 7" "4 1000 63" "2 200000 25000" "3 1 1" "1 8 2" "8 33 2")"
+    for case in "${cases[@]}"; do
         read -r j n want <<<"$case"
         run_prog -v -j "$j" "$n"
         assert_status 0
@@ -174,8 +175,9 @@ lesson_teardown() {
 }
 
 @test "sends ceil(N / CHUNKSIZE) task records (-c)" {
-    local c n want
-    for case in "7 100 15" "1 10 10" "1000 10 1" "5 5 1" "2 5 3"; do
+    local case c n want cases
+    mapfile -t cases <<<"$(sweep "7 100 15" "1 10 10" "1000 10 1" "5 5 1" "2 5 3")"
+    for case in "${cases[@]}"; do
         read -r c n want <<<"$case"
         run_prog -v -j 2 -c "$c" "$n"
         assert_status 0
@@ -371,10 +373,11 @@ trace_fail() {
 }
 
 @test "with POOL_TRACE, records one task line per chunk, the chunks covering 0..N-1 once" {
-    local case j c n want problems trace trace_args
+    local case j c n want problems trace trace_args cases
     export POOL_TRACE=$BATS_TEST_TMPDIR/run.trace
     trace=$POOL_TRACE
-    for case in "3 4 30 8" "2 1 9 9" "4 5 5 1" "2 default 50 8"; do
+    mapfile -t cases <<<"$(sweep "3 4 30 8" "2 1 9 9" "4 5 5 1" "2 default 50 8")"
+    for case in "${cases[@]}"; do
         read -r j c n want <<<"$case"
         trace_args="-v -j $j$([ "$c" = default ] || echo " -c $c") -d 3 $n"
         rm -f "$trace"

@@ -97,7 +97,7 @@ assert_seed_output() {
 
 @test "reproduces the seed's list with any number of workers" {
     local j
-    for j in 1 2 5 8; do
+    for j in $(sweep 1 2 5 8); do
         run_prog -j "$j"
         assert_seed_output
         assert_status 0

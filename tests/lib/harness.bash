@@ -157,6 +157,20 @@ slow_mode() {
     [ "$FORKLINGS_SLOW" != 1 ]
 }
 
+# sweep VALUE...: the values for a test's loop over cases that run the same
+# code with other numbers (worker counts, chunk sizes, seeds), one a line.
+# All of them, except under valgrind, which takes most of a second to start
+# each program: there the first and the last, and the other runs of
+# `make test` (plain three times, ASan, injection, load) take every value.
+# Not for loops over different paths (bad arguments), which run whole.
+sweep() {
+    if [ "${FORKLINGS_VALGRIND:-}" = 1 ] && [ $# -gt 2 ]; then
+        printf '%s\n' "$1" "${!#}"
+    else
+        printf '%s\n' "$@"
+    fi
+}
+
 # run_guarded [OPTIONS] -- COMMAND [ARG...]
 # Runs COMMAND under the guard. Sets status, output (stdout), lines,
 # stderr, stderr_lines, and g_timeout, g_forkcap, g_maxprocs, g_unreaped,
