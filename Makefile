@@ -1,6 +1,8 @@
 # forklings: the one interface for learners, instructors and CI.
 #
 #   make                    build your lessons, show each lesson's state and the next step
+#   make start [L=NN]       the room starts at lesson NN: earlier lessons are not
+#                           part of the course (no L: every lesson counts again)
 #   make check [L=NN]       check one lesson (default: the first not yet passed);
 #                           it stops at the first failure, ALL=1 runs every test
 #   make run L=NN [ARGS=..] build and run your program of lesson NN
@@ -10,7 +12,11 @@
 #   make reset-all          restore every starter (asks; CONFIRM=yes)
 #   make solution L=NN      the reference solution as a diff, once earned
 #   make doctor             check this machine's tools and say what to install
-#   make report             results as build/report.json and build/report.xml
+#   make preflight          before a workshop: doctor, bats, one reference check,
+#                           and one line to paste (ready, or what is missing)
+#   make report [STUDENT=..] [FORMAT=json|junit|gradescope] [REPORT_DIR=reports]
+#                           every lesson's results, in files named for the student
+#   make room [DIR=reports] a folder of reports as one room table (text and HTML)
 #   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
 #   make bench              the capstone pool against Python's multiprocessing
 #                           (TREE=lessons: your own capstone)
@@ -115,13 +121,16 @@ $(foreach t,lessons solutions,$(eval $(call bench_rules,$(t))))
 LEARN = tests/lib/learn
 
 .DEFAULT_GOAL := status
-.PHONY: status programs recheck check run hint watch reset reset-all \
-	solution doctor report trace bench test clean FORCE
+.PHONY: status programs recheck start check run hint watch reset reset-all \
+	solution doctor preflight report room trace bench test clean FORCE
 
 programs: $(PROGRAMS)
 
 status:
 	@$(LEARN) status
+
+start:
+	@$(LEARN) start $(L)
 
 check:
 	@ALL=$(ALL) $(LEARN) check $(L)
@@ -147,8 +156,14 @@ solution:
 doctor:
 	@$(LEARN) doctor
 
+preflight:
+	@$(LEARN) preflight
+
 report:
 	@$(LEARN) report
+
+room:
+	@tools/room $(or $(DIR),reports)
 
 trace: build/tools/trace
 	@$(LEARN) trace $(L) $(ARGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# The learner's commands (make, check, run, hint, watch, reset, solution,
-# doctor, report), each tried in a fresh copy of the repository, as a
+# The learner's commands (make, start, check, run, hint, watch, reset,
+# solution, doctor, preflight, report, and tools/room), each tried in a fresh copy of the repository, as a
 # student would: a starter fails, a solved lesson passes and shows as passed,
 # progress is re-checked when a file changes, reset restores a starter.
 
@@ -126,26 +126,11 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
     assert_match '^\+.*_exit\(status\)' "$(grep -E '^\+' <<<"$output")" "the diff"
 }
 
-@test "make doctor checks the tools and exits 0 on a complete machine" {
+@test "make doctor checks the tools and exits 0 on a machine with bats" {
     in_copy -- make --no-print-directory doctor
     assert_status 0
     assert_match 'ok +C compiler' "$output" "the compiler line"
     assert_match 'ok +bats' "$output" "the bats line"
-}
-
-@test "make report writes valid JSON and JUnit XML for every lesson" {
-    in_copy -- make --no-print-directory report
-    assert_status 0
-    local json=$COPY/build/report.json xml=$COPY/build/report.xml
-    [ -s "$json" ] && [ -s "$xml" ] || fail "report files missing"
-    if command -v python3 >/dev/null; then
-        python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d["lessons"]) >= 2' "$json" ||
-            fail "build/report.json is not the JSON expected:" "$(head -20 "$json")"
-    fi
-    if command -v xmllint >/dev/null; then
-        xmllint --noout "$xml" || fail "build/report.xml is not well-formed XML"
-    fi
-    grep -q '<testsuite name="01-fork"' "$xml"
 }
 
 @test "make watch re-checks on save and quits on q" {
@@ -210,4 +195,175 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
     in_copy -- make --no-print-directory
     assert_match '01  fork +not passed \([0-9]+ of [0-9]+ tests; changed since it passed\)' \
         "$output" "the table"
+}
+
+# The tests below start from the starters as committed, every lesson in
+# the course: fresh puts the copy back so (with the copy's own git, not the
+# repository's).
+fresh() {
+    git -C "$COPY" checkout -q -- lessons tests
+    rm -f "$COPY/.forklings-start"
+}
+
+# json_get FILE EXPR: print the Python expression EXPR of the JSON in FILE
+# (as d).
+json_get() {
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+@test "make report names the student, the commit, the files' hash, OS and compiler; says where it wrote" {
+    fresh
+    command -v python3 >/dev/null || skip "python3 is not installed: this test reads the JSON with it"
+    solve 01-fork
+    echo '/* begun */' >>"$COPY/lessons/05-with/with.c"
+    in_copy -- make --no-print-directory report "STUDENT=Ada Lovelace"
+    git -C "$COPY" checkout -q -- lessons/05-with
+    assert_status 0
+    local json=$COPY/reports/forklings-ada-lovelace.json xml=$COPY/reports/forklings-ada-lovelace.xml
+    assert_match 'written to: reports/forklings-ada-lovelace\.json reports/forklings-ada-lovelace\.xml' "$output" "where it wrote"
+    local step
+    for step in 1 2 3; do
+        assert_match "report: \[$step/3\] " "$stderr" "a progress line for each lesson"
+    done
+    [ "$(json_get "$json" 'd["student"]')" = "Ada Lovelace" ] || fail "no student in the JSON:" "$(head -5 "$json")"
+    [ "$(json_get "$json" 'd["commit"]')" = "$(git -C "$COPY" rev-parse HEAD)" ] || fail "the commit is not HEAD's"
+    assert_match '^[0-9a-f]{64}$' "$(json_get "$json" 'd["files_sha256"]')" "the files' hash"
+    assert_match "^$(uname -s) " "$(json_get "$json" 'd["os"]')" "the OS"
+    assert_match 'cc: .+' "$(json_get "$json" 'd["compiler"]')" "the compiler"
+    # passed, failed (begun), not attempted (the untouched starter)
+    [ "$(json_get "$json" '[l["state"] for l in d["lessons"]]')" = "['passed', 'not attempted', 'failed']" ] ||
+        fail "expected 01 passed, 02 not attempted, 05 failed:" "$(json_get "$json" '[(l["lesson"], l["state"]) for l in d["lessons"]]')"
+    local msg
+    msg=$(json_get "$json" '[t["message"] for t in d["lessons"][1]["tests"] if t["state"] == "failed"][0]')
+    assert_match 'expected 100 lines' "$msg" "the failure's message in the JSON"
+    [ "$(json_get "$json" 'd["lessons"][1]["not_run"] + d["lessons"][1]["failed"] == d["lessons"][1]["total"]')" = True ] ||
+        fail "a starter's tests are failed or not run, none passed"
+    # JUnit: well-formed, times, a timestamp, skipped elements, real messages
+    if command -v xmllint >/dev/null; then
+        xmllint --noout "$xml" || fail "the JUnit report is not well-formed XML"
+    fi
+    grep -q '<testsuite name="01-fork" tests="[0-9]*" failures="0" errors="0" skipped="0" time="[0-9.]*" timestamp="20' "$xml" ||
+        fail "no time and timestamp on the suite:" "$(grep '<testsuite ' "$xml")"
+    grep -q '<skipped message="not run: an earlier test failed"/>' "$xml" || fail "no skipped element"
+    grep -q '<failure message="stdout does not hold' "$xml" || fail "the failure's message is not in the XML"
+    ! grep -q 'message="test failed"' "$xml" || fail "a failure says only 'test failed'"
+    # make clean keeps the reports
+    in_copy -- make --no-print-directory clean
+    [ -s "$json" ] || fail "make clean deleted the report"
+}
+
+@test "make report FORMAT=gradescope writes Gradescope's results.json; bad FORMAT is refused" {
+    fresh
+    command -v python3 >/dev/null || skip "python3 is not installed: this test reads the JSON with it"
+    local out=$BATS_TEST_TMPDIR/gs
+    solve 01-fork
+    in_copy -- make --no-print-directory report FORMAT=gradescope "REPORT_DIR=$out" STUDENT=bob
+    assert_status 0
+    [ "$(json_get "$out/results.json" '[(t["name"], t["score"], t["max_score"], t["status"]) for t in d["tests"]]')" = \
+        "[('01-fork', 1, 1, 'passed'), ('02-hello-pool', 0, 1, 'failed'), ('05-with', 0, 1, 'failed')]" ] ||
+        fail "not the tests expected:" "$(cat "$out/results.json")"
+    assert_match 'not attempted: 0 of [0-9]+ tests passed' "$(json_get "$out/results.json" 'd["tests"][1]["output"]')" "the output"
+    [ "$(json_get "$out/results.json" 'd["score"]')" = 1 ] || fail "the score is not 1"
+    in_copy -- make --no-print-directory report FORMAT=csv
+    assert_status 2
+    [ "$(grep -c . <<<"$stderr")" -le 2 ] && [[ $stderr == "learn: FORMAT must be"* ]] ||
+        fail "expected one line from learn on stderr, got:" "$stderr"
+}
+
+@test "a skipped test is named as a guarantee this machine lacks, and never counted as passed" {
+    fresh
+    solve 01-fork
+    # (the @ apart: bats would take a test written here for one of its own)
+    printf '\n@%s "needs a tool this machine lacks" {\n    skip "frobnicate is not installed"\n}\n' test \
+        >>"$COPY/tests/01-fork.bats"
+    in_copy -- make --no-print-directory check L=01
+    local check=$output
+    in_copy -- make --no-print-directory
+    local table=$output
+    in_copy -- make --no-print-directory report STUDENT=cy
+    git -C "$COPY" checkout -q -- tests/01-fork.bats
+    assert_match 'This machine checks less' "$check" "the check's output"
+    assert_match 'skipped \(1 test, not counted as passed\): frobnicate is not installed' "$check" "the guarantee named"
+    assert_match 'lesson 01 fork: passed.*\(14 of 15 tests; 1 skipped on this machine, not counted\)' "$check" "the verdict"
+    assert_match '01  fork +passed \(14 of 15 tests; 1 skipped on this machine\)' "$table" "the table"
+    grep -q '{"lesson": "01-fork", "state": "passed", "passed": 14, "failed": 0, "skipped": 1, ' \
+        "$COPY/reports/forklings-cy.json" || fail "the report counts the skip as passed:" "$(grep '"lesson": "01' "$COPY/reports/forklings-cy.json")"
+    grep -q '"state": "skipped", "time": [0-9.]*, "reason": "frobnicate is not installed"' "$COPY/reports/forklings-cy.json" ||
+        fail "the skipped test has no reason in the report"
+    grep -q '<skipped message="frobnicate is not installed"/>' "$COPY/reports/forklings-cy.xml" ||
+        fail "no skipped element with its reason in the JUnit report"
+}
+
+@test "make start L=02: lesson 01 is not part of the course in make, check, next and the report, and stays so" {
+    fresh
+    in_copy -- make --no-print-directory start L=02
+    assert_status 0
+    assert_match 'next: lesson 02 hello-pool' "$output" "the next step"
+    in_copy -- make --no-print-directory clean
+    in_copy -- make --no-print-directory
+    assert_match '01  fork +not part of this course \(the room starts at lesson 02\)' "$output" "the table after make clean"
+    assert_match 'next: lesson 02 hello-pool' "$output" "the next step"
+    in_copy -- make --no-print-directory check
+    assert_match 'Checking lesson 02 hello-pool' "$output" "make check with no lesson"
+    in_copy -- make --no-print-directory report STUDENT=dee
+    grep -q '{"lesson": "01-fork", "state": "not in course"' "$COPY/reports/forklings-dee.json" ||
+        fail "the report does not mark lesson 01 not in course:" "$(grep '"lesson"' "$COPY/reports/forklings-dee.json")"
+    assert_match 'report: \[1/3\] 01-fork: not part of this course' "$stderr" "the progress line"
+    in_copy -- make --no-print-directory start L=zz
+    assert_status 2
+    [[ $stderr == "learn: no lesson 'zz'"* ]] || fail "expected learn's one line, got:" "$stderr"
+    in_copy -- make --no-print-directory start
+    assert_status 0
+    [ ! -e "$COPY/.forklings-start" ] || fail "make start did not reset the start"
+    in_copy -- make --no-print-directory
+    assert_match '01  fork +not yet checked' "$output" "the table after the reset"
+}
+
+@test "three made-up students' reports merge into one room table" {
+    fresh
+    local dir=$BATS_TEST_TMPDIR/room who
+    for who in ann ben cat; do
+        in_copy -- make --no-print-directory report "STUDENT=$who" "REPORT_DIR=$dir" FORMAT=json
+        assert_status 0
+    done
+    in_copy -- tools/room "$dir"
+    assert_status 0
+    for who in ann ben cat; do
+        assert_match "^$who +" "$(grep "^$who " <<<"$output")" "a row for $who"
+    done
+    assert_match '^student +01 +02 +05 +passed$' "$(head -1 <<<"$output")" "a column a lesson"
+    [ -s "$dir/room.html" ] || fail "no room.html"
+}
+
+@test "make doctor and preflight without bats: not ready, bats named; without valgrind or python3: each guarantee named" {
+    fresh
+    local farm=$BATS_TEST_TMPDIR/bin t
+    mkdir "$farm"
+    for t in /usr/bin/* /bin/*; do
+        case ${t##*/} in bats | npm | npx | node | valgrind | python3 | python3.*) continue ;; esac
+        [ -e "$farm/${t##*/}" ] || ln -s "$t" "$farm/${t##*/}"
+    done
+    in_copy -- env -u BATS_ROOT PATH="$farm" make --no-print-directory doctor
+    [ "$status" -ne 0 ] || fail "doctor exited 0 with no bats"
+    [[ $output != *"All set"* ]] || fail "doctor says All set with no bats:" "$output"
+    assert_match 'missing +bats-core' "$output" "the bats line"
+    assert_match 'less +no valgrind' "$output" "the valgrind guarantee"
+    assert_match 'less +no python3 twin' "$output" "the python3 guarantee"
+    in_copy -- env -u BATS_ROOT PATH="$farm" make --no-print-directory preflight
+    [ "$status" -ne 0 ] || fail "preflight exited 0 with no bats"
+    assert_match '^forklings preflight: .* \| NOT READY: missing bats$' "$(tail -1 <<<"$output")" "the last line"
+    # bats back, valgrind and python3 still absent: all set, but it says so
+    ln -s "$(command -v bats)" "$farm/bats"
+    in_copy -- env -u BATS_ROOT PATH="$farm" make --no-print-directory doctor
+    assert_status 0
+    assert_match 'All set: run make\. This machine checks less \(2 guarantee\(s\) above, marked less\)' "$output" "the verdict"
+}
+
+@test "make preflight checks a reference solution and ends with one line: ready" {
+    fresh
+    in_copy -- make --no-print-directory preflight
+    assert_status 0
+    assert_match 'solutions/01-fork builds and passes its checks' "$output" "the reference check"
+    assert_match '^forklings preflight: [A-Za-z]+ .* \| .* \| bats [0-9.]+ \| optional: valgrind (yes|no), python3 (yes|no), objdump (yes|no) \| checks less: .* \| ready$' \
+        "$(tail -1 <<<"$output")" "the last line"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
 # The learner's tools: `make trace` draws a pool run as text and as an SVG
-# timeline that is well-formed XML and renders in a browser.
+# timeline that is well-formed XML and renders in a browser, and draws
+# nothing of a run that failed.
 
 # shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
 load lib/harness
@@ -107,6 +108,16 @@ trace_02() {
     assert_status 0
     [ "$(grep -c '^worker ' <<<"$output")" = 4 ] || fail "expected 4 worker lanes (-j 4):" "$output"
     grep -q '^parent ' <<<"$output" || fail "no parent lane:" "$output"
+}
+
+@test "make trace of a program that fails says it drew nothing and exits non-zero" {
+    rm -f "$FORKLINGS_ROOT/build/trace/02-hello-pool.svg"
+    run_guarded --cap 200 --deadline 60 -- make --no-print-directory -C "$FORKLINGS_ROOT" \
+        trace L=02 TREE=solutions ARGS='-j 0'
+    [ "$status" -ne 0 ] || fail "make trace exited 0 for a program that failed:" "$output" "$stderr"
+    assert_match 'exited with status 2: nothing drawn' "$stderr" "the message"
+    [ ! -e "$FORKLINGS_ROOT/build/trace/02-hello-pool.svg" ] || fail "a picture was drawn of a failed run"
+    [[ $output != *"picture:"* ]] || fail "make trace drew a picture:" "$output"
 }
 
 @test "trace rejects bad arguments with one line and status 2" {
