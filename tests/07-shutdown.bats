@@ -236,6 +236,9 @@ lesson_teardown() {
     # A signal at 0 s may kill the guard's child before it creates the
     # stderr file, which would then still hold the previous run's: empty it.
     # Under valgrind each run takes seconds: one moment of each kind.
+    # A signal that comes as the run ends may find the parent in exit(),
+    # where a sanitizer build's leak check has a tracer process of its own.
+    without_leak_tracer
     local kick ints=(INT@0 INT@0.02 INT@0.05 INT@L1 INT@L10 INT@L19)
     local terms=(TERM@0 TERM@0.03 TERM@0.1 TERM@L5 TERM@L18)
     if [ "${FORKLINGS_VALGRIND:-}" = 1 ]; then
@@ -399,4 +402,117 @@ lesson_teardown() {
         run_prog $args
         assert_usage_error
     done
+}
+
+# ---- the fault matrix: an adversarial user ------------------------------
+
+@test "when the parent is killed mid-task (SIGKILL), every worker dies within a second" {
+    # Tasks of 5 s (10 s when the programs run slowed down, so that a task
+    # always outlasts the guard's second, scaled): only the parent's death
+    # can end them in time. The workers it ends are zombies of the dead
+    # parent: tolerated, the guard reaps them.
+    local ms=5000
+    slow_mode && ms=10000
+    if ! run_prog --deadline 20 --kill KILL@busy --linger 1 --tolerate unreaped \
+        -j 3 -n 6 -d "$ms"; then
+        [ "$g_survivors" -gt 0 ] 2>/dev/null &&
+            fail "hint: a busy worker sees its parent's death only when its task ends" \
+                "      (EPIPE): die_with_parent() (TODO 8), right after fork(), asks the" \
+                "      kernel to send it SIGKILL when the parent dies (PR_SET_PDEATHSIG)."
+        return 1
+    fi
+    assert_status 137
+}
+
+@test "a worker killed from outside mid-task fails the map, naming its task: one line, status 1" {
+    # Worker 0 holds task 0 (slot 0 is fed first); SIGKILL when every
+    # worker sleeps in its task.
+    run_prog --deadline 8 --kill w0/KILL@busy -j 2 -n 4 -d 1000
+    assert_status 1
+    assert_output ""
+    [ "$stderr" = "${stderr#*$'\n'}" ] &&
+        [[ $stderr =~ ^shutdown:\ task\ 0:\ worker\ [0-9]+\ killed\ by\ signal\ 9\  ]] &&
+        return 0
+    fail "expected one line 'shutdown: task 0: worker N killed by signal 9 (...)', got:" \
+        "$(show_stderr)" "$(reproduce)"
+}
+
+@test "SIGTERM with a stopped worker (SIGSTOP): terminate continues it, no SIGKILL needed" {
+    STOP_TEST=1
+    # A SIGTERM to a stopped process waits until it is continued: without a
+    # SIGCONT the grace period (2 s) runs out and the worker needs SIGKILL.
+    # Worker 0 is stopped once every worker sleeps in its task; SIGTERM
+    # comes after the first result, a task of 1 s later. (A SIGTERM to a
+    # worker that has not yet acted on its SIGSTOP would kill it first,
+    # lower signal numbers being taken first, and prove nothing.)
+    run_prog --deadline 8 --kill w0/STOP@busy --kill TERM@L1 -j 3 -n 6 -d 1000 -g 2000
+    assert_stopped 15
+    assert_report SIGTERM terminated
+    [ "$r_killed" = 0 ] && return 0
+    fail "expected every worker to end by SIGTERM, but $r_killed needed SIGKILL:" \
+        "${stderr_lines[0]}" \
+        "hint: a stopped worker keeps SIGTERM pending until SIGCONT: pool_terminate()" \
+        "      sends SIGCONT right after SIGTERM." "$(reproduce)"
+}
+
+@test "a full disk (/dev/full): one line 'shutdown: stdout: ...', status 1, no worker left" {
+    run_prog --stdout /dev/full -j 2 -n 10 -d 1
+    assert_status 1
+    [ "$stderr" = "shutdown: stdout: No space left on device" ] ||
+        fail "expected the one line 'shutdown: stdout: No space left on device', got:" \
+            "$(show_stderr)" "$(reproduce)" || return 1
+    run_prog --stdout /dev/full -h
+    assert_status 1
+    [ "$stderr" = "shutdown: stdout: No space left on device" ] ||
+        fail "expected -h to a full disk to fail with one line naming stdout, got:" \
+            "$(show_stderr)" "$(reproduce)"
+}
+
+@test "stdin closed (<&-): every task runs, status 0" {
+    run_prog --close 0 -j 2 -n 6 -d 1
+    assert_status 0
+    assert_stderr_empty
+    assert_line_count 6
+    assert_results 6
+}
+
+@test "stdout closed (>&-): one line 'shutdown: stdout: Bad file descriptor', status 1" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "valgrind opens its log file on the closed descriptor 1: stdout is not closed there"
+    run_prog --close 1 -j 2 -n 6 -d 1
+    assert_status 1
+    [ "$stderr" = "shutdown: stdout: Bad file descriptor" ] && return 0
+    fail "expected the one line 'shutdown: stdout: Bad file descriptor', got:" \
+        "$(show_stderr)" \
+        "hint: with stdout closed, the first pipe() takes descriptor 1, and results go" \
+        "      into a worker's pipe. open_standard_fds() opens /dev/null onto each" \
+        "      closed standard descriptor first." "$(reproduce)"
+}
+
+@test "stderr closed (2>&-): every task runs, status 0" {
+    run_prog --close 2 -j 2 -n 6 -d 1
+    assert_status 0
+    assert_line_count 6
+    assert_results 6
+}
+
+@test "too few descriptors (ulimit -n): one line, status 1, no worker left" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "valgrind needs descriptors of its own: a low ulimit -n fails valgrind, not the pool"
+    run_prog --nofile 12 -j 8 -n 20 -d 1
+    assert_status 1
+    assert_output ""
+    [ "$stderr" = "shutdown: pipe: Too many open files" ] && return 0
+    fail "expected the one line 'shutdown: pipe: Too many open files', got:" \
+        "$(show_stderr)" "$(reproduce)"
+}
+
+@test "fork fails after two workers (ulimit -u): one line, status 1, those two stopped" {
+    run_prog --fork-fails-after 2 -j 8 -n 20 -d 1
+    assert_status 1
+    assert_output ""
+    [ "$stderr" = "shutdown: fork: Resource temporarily unavailable" ] ||
+        fail "expected the one line 'shutdown: fork: Resource temporarily unavailable', got:" \
+            "$(show_stderr)" "$(reproduce)" || return 1
+    assert_forked_at_least 2
 }

@@ -455,3 +455,281 @@ ok no-repeated-output"
 @test "workers ignore Ctrl-C (SIGINT to the whole group): the parent decides" {
     run_case group-sigint
 }
+
+# ---- the fault matrix: an adversarial user ------------------------------
+
+# fd_probe: build, once a suite, a library to preload into the program
+# that logs, as each of its processes ends, "exit PID: FD..." (the parent,
+# at exit()) or "_exit PID: FD..." (a worker, at _exit()), the descriptors
+# above 2 it still holds, and print its path. Only in the executable named
+# by $FD_PROBE_EXE; the log is $FD_PROBE_LOG.
+fd_probe() {
+    local so=$BATS_FILE_TMPDIR/fd-probe.so src=$BATS_FILE_TMPDIR/fd-probe.c
+    if [ ! -e "$so" ]; then
+        cat >"$src" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int armed;
+
+static void
+log_fds(const char *how)
+{
+    const char *path = getenv("FD_PROBE_LOG");
+    char line[512];
+    int fd, len = snprintf(line, sizeof line, "%s %ld:", how, (long)getpid());
+
+    if (!armed || path == NULL)
+        return;
+    for (fd = 3; fd < 1024 && len < (int)sizeof line - 16; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            len += snprintf(line + len, sizeof line - (size_t)len, " %d", fd);
+    line[len++] = '\n';
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644)) == -1)
+        return;
+    if (write(fd, line, (size_t)len) != len) {
+        /* a lost line shows as a missing process */
+    }
+    close(fd);
+}
+
+void
+_exit(int status)
+{
+    void (*real)(int) = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+
+    log_fds("_exit");
+    real(status);
+    for (;;)
+        continue;
+}
+
+__attribute__((destructor)) static void
+at_exit(void)
+{
+    log_fds("exit");
+}
+
+__attribute__((constructor)) static void
+arm(void)
+{
+    const char *exe = getenv("FD_PROBE_EXE");
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+    if (exe == NULL || n <= 0)
+        return;
+    self[n] = '\0';
+    armed = strcmp(self, exe) == 0;
+}
+C
+        "${CC:-cc}" -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$so" "$src" -ldl >&2 || return 1
+    fi
+    echo "$so"
+}
+
+@test "the Ctrl-C self-pipe is the parent's: closed at exit, never held by a worker" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "valgrind runs the program itself: the probe would watch valgrind's descriptors"
+    local probe log=$BATS_TEST_TMPDIR/fds.log
+    probe=$(fd_probe) || fail "cannot build the descriptor probe" || return 1
+    LD_PRELOAD=$probe FD_PROBE_EXE=$(realpath "$PROG") FD_PROBE_LOG=$log \
+        run_prog -m 2 -j 2 -c 1 -n 6
+    assert_status 0
+    assert_output "$(squares 6)"
+    grep -q '^exit ' "$log" 2>/dev/null ||
+        fail "the descriptor probe did not load into the program: nothing to judge" \
+            "(LD_PRELOAD=$probe)" || return 1
+    # The parent: nothing above 2 at exit. A worker: its task pipe's read
+    # end and its result pipe's write end, nothing else.
+    local bad
+    bad=$(awk '($1 == "exit" && NF != 2) || ($1 == "_exit" && NF != 4)' "$log")
+    local workers
+    workers=$(grep -c '^_exit ' "$log")
+    [ -z "$bad" ] && [ "$workers" -ge 2 ] &&
+        { ! counts_are_exact || [ "$workers" = "$g_forks" ]; } && return 0
+    fail "expected the parent to end with no descriptor above 2 open, and each of the" \
+        "$g_forks workers with its own two pipe ends only; the descriptors still open:" \
+        "$(cat "$log")" \
+        "hint: main.c's self-pipe of Ctrl-C (interrupt_pipe) is the parent's: close it" \
+        "      before the end (SIGINT's action restored first), and in each worker" \
+        "      (the initializer runs there)." "$(reproduce)"
+}
+
+@test "Ctrl-C cancels the map with stdin closed (<&-): status 130, no worker left" {
+    # A closed stdin makes descriptor 0 the lowest free one: a pipe made
+    # then is on 0, which cancel_fd takes for "none". Tasks of 3 s; Ctrl-C
+    # when the parent waits in poll() and both workers sleep in a task.
+    run_prog --close 0 --deadline 8 --group --kill INT@busy -j 2 -d 3000 -n 2
+    if [ "$status" = 0 ]; then
+        fail "Ctrl-C was ignored: the map ran to its end (status 0) with stdin closed." \
+            "hint: open /dev/null onto each closed standard descriptor first thing" \
+            "      (open_standard_fds()): then no pipe can take the number 0." "$(reproduce)"
+        return 1
+    fi
+    assert_status 130
+    assert_output ""
+    assert_match '^pool: interrupted' "$stderr" "stderr"
+}
+
+@test "stdout closed (>&-): one line 'pool: stdout: Bad file descriptor', status 1" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "valgrind opens its log file on the closed descriptor 1: it is not closed there"
+    run_prog --close 1 -j 2 -n 5
+    assert_status 1
+    [ "$stderr" = "pool: stdout: Bad file descriptor" ] && return 0
+    fail "expected the one line 'pool: stdout: Bad file descriptor' on stderr, got:" \
+        "$(show_stderr)" \
+        "hint: with stdout closed, the first pipe() takes descriptor 1. Open /dev/null" \
+        "      read-only onto each closed standard descriptor before making any pipe:" \
+        "      the write to stdout then fails, and is reported." "$(reproduce)"
+}
+
+@test "stderr closed (2>&-): the map still runs, status 0; a failure still gives status 1" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "valgrind opens its log file on the closed descriptor 2: it is not closed there"
+    run_prog --close 2 -j 2 -n 5
+    if [ "$status" != 0 ]; then
+        fail "expected status 0 and the list with stderr closed, got status $status" \
+            "and stdout '$output'." \
+            "hint: with stderr closed, the self-pipe takes descriptor 2: open /dev/null" \
+            "      onto each closed standard descriptor before making any pipe." "$(reproduce)"
+        return 1
+    fi
+    assert_output "$(squares 5)"
+    run_prog --close 2 -j 2 -c 1 -e 3 -n 5
+    assert_status 1
+    assert_output ""
+}
+
+@test "a full disk (/dev/full) is an error, with -u too: one line naming stdout, status 1" {
+    run_prog --stdout /dev/full -j 2 -n 10
+    assert_status 1
+    [ "$stderr" = "pool: stdout: No space left on device" ] ||
+        fail "expected the one line 'pool: stdout: No space left on device', got:" \
+            "$(show_stderr)" "$(reproduce)" || return 1
+    run_prog --stdout /dev/full -u -j 2 -c 1 -n 10
+    [ "$status" = 1 ] && [ "$stderr" = "pool: stdout: No space left on device" ] && return 0
+    fail "expected -u to a full disk to exit 1 with the one line" \
+        "'pool: stdout: No space left on device'; got status $status and stderr:" \
+        "$(show_stderr)" \
+        "hint: print_one() stops the map when fflush() fails; only EPIPE (the reader" \
+        "      left) is quiet: any other errno is a lost result, to report." "$(reproduce)"
+}
+
+@test "when the parent is killed mid-task (SIGKILL), every worker dies within a second" {
+    # Tasks of 5 s (longer when the programs run slowed down, so that a
+    # task always outlasts the guard's second, scaled): only the parent's
+    # death can end them in time. The workers it ends are zombies of the
+    # dead parent: tolerated, the guard reaps them.
+    local ms=$((5000 * ${FORKLINGS_SLOW%%.*}))
+    [ "$ms" -le 100000 ] || ms=100000
+    if ! run_prog --deadline 20 --kill KILL@busy --linger 1 --tolerate unreaped \
+        -j 3 -c 1 -d "$ms" -n 6; then
+        [ "$g_survivors" -gt 0 ] 2>/dev/null &&
+            fail "hint: a worker sleeps through its parent's death until its task ends;" \
+                "      on Linux, die_with_parent() right after fork() asks the kernel" \
+                "      (prctl(PR_SET_PDEATHSIG, SIGKILL)) to end it with its parent."
+        return 1
+    fi
+    assert_status 137
+}
+
+@test "a worker killed from outside mid-task fails its item alone: one line, status 1" {
+    # Worker 0 holds item 0 (slot 0 is fed first); SIGKILL when every
+    # worker sleeps in its task.
+    run_prog --deadline 8 --kill w0/KILL@busy -j 2 -c 1 -d 1000 -n 4
+    assert_status 1
+    assert_output ""
+    [ ${#stderr_lines[@]} = 1 ] &&
+        [[ ${stderr_lines[0]} =~ ^pool:\ item\ 0:\ worker\ [0-9]+\ was\ killed\ by\ signal\ 9\  ]] &&
+        return 0
+    fail "expected one line 'pool: item 0: worker N was killed by signal 9 (...)', got:" \
+        "$(show_stderr)" "$(reproduce)"
+}
+
+@test "Ctrl-C with a stopped worker (SIGSTOP): status 130 at once, the worker continued and ended" {
+    # A SIGTERM to a stopped process waits until it is continued: the pool
+    # must send SIGCONT too, or wait out the grace period (1 s) for SIGKILL.
+    # Worker 0 is stopped once every worker sleeps in its task; Ctrl-C
+    # comes after the first result (-u prints each), a task of 1 s later.
+    # Ctrl-C is the first --kill: g_kick_ms is its time.
+    run_prog --deadline 8 --kill INT@L1 --kill w0/STOP@busy -u -j 2 -c 1 -d 1000 -n 6
+    assert_status 130
+    assert_match '^pool: interrupted' "$stderr" "stderr"
+    # From Ctrl-C: right, a few ms; wrong, the grace period (1 s).
+    slow_mode || [ $((g_elapsed_ms - g_kick_ms)) -lt 700 ] ||
+        fail "expected the program to end within 0.7 s of Ctrl-C, it took $((g_elapsed_ms - g_kick_ms)) ms." \
+            "hint: pool_terminate() sends SIGTERM; a stopped worker keeps it pending until" \
+            "      SIGCONT, so send SIGCONT too: else it waits out the grace period and" \
+            "      SIGKILL." "$(reproduce)"
+}
+
+@test "-u | head -1 stops quietly, status 0; it never waits for an abandoned chunk" {
+    run_prog --head 1 --deadline 8 -u -j 2 -c 1 -n 1000
+    assert_status 0
+    assert_line_count 1
+    assert_stderr_empty
+    # Worker 0 is stopped (SIGSTOP) holding item 0; worker 1 prints item 1
+    # (head takes it and leaves), then item 2 fails to print: the map
+    # stops with item 0 in flight. Waiting for it would wait for ever.
+    if ! run_prog --head 1 --deadline 10 --kill w0/STOP@busy -u -j 2 -c 1 -d 1500 -n 4; then
+        [ "$g_timeout" = 1 ] &&
+            fail "hint: once the reader has gone, nobody wants the chunks in flight: do not" \
+                "      close and join the pool (join waits for them), destroy it (which" \
+                "      terminates the workers)."
+        return 1
+    fi
+    assert_status 0
+    assert_output "1"
+    assert_stderr_empty
+}
+
+@test "too few descriptors (ulimit -n): one line, status 1, no worker left" {
+    [ "${FORKLINGS_VALGRIND:-}" != 1 ] ||
+        skip "valgrind needs descriptors of its own: a low ulimit -n fails valgrind, not the pool"
+    run_prog --nofile 12 -j 8 -n 20
+    assert_status 1
+    assert_output ""
+    [ "$stderr" = "pool: pipe: Too many open files" ] && return 0
+    fail "expected the one line 'pool: pipe: Too many open files', got:" "$(show_stderr)" \
+        "$(reproduce)"
+}
+
+@test "fork fails after two workers (ulimit -u): one line, status 1, those two stopped" {
+    run_prog --fork-fails-after 2 -j 8 -n 20
+    assert_status 1
+    assert_output ""
+    [ "$stderr" = "pool: fork: Resource temporarily unavailable" ] ||
+        fail "expected the one line 'pool: fork: Resource temporarily unavailable', got:" \
+            "$(show_stderr)" "$(reproduce)" || return 1
+    assert_forked_at_least 2
+}
+
+@test "a handler the parent set (SIGWINCH: a terminal resize) never runs in a worker" {
+    run_case --hint "worker_setup() resets every signal the parent catches with a handler, not a list" \
+        worker-signals
+}
+
+@test "the acceptance program: -h prints usage on stdout; no case is one line that names it, status 2" {
+    PROG=$ACCEPTANCE run_guarded -- "$ACCEPTANCE" -h
+    assert_status 0
+    assert_match '^usage: acceptance ' "$output" "stdout"
+    assert_stderr_empty
+    local args
+    for args in "" "-x" "one two"; do
+        # shellcheck disable=SC2086 # split args on purpose
+        PROG=$ACCEPTANCE run_guarded -- "$ACCEPTANCE" $args
+        assert_status 2
+        assert_output ""
+        [ ${#stderr_lines[@]} = 1 ] && [[ ${stderr_lines[0]} == "acceptance: "* ]] ||
+            fail "expected one line on stderr that starts with 'acceptance: ', got:" \
+                "$(show_stderr)" "$(reproduce)" || return 1
+    done
+}

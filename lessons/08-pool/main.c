@@ -20,10 +20,13 @@
  *   -k X          the task for X kills its own worker (SIGKILL)
  *   -n N          map over 0..N-1, Python's range(N); else over the X given
  *   -v            report on stderr: items, workers, chunksize, processes, time
- * Exit status: 0; 1 when an item failed or the pool did; 2 for bad usage;
- * 130 after Ctrl-C (SIGINT), which cancels the map and stops the workers.
+ * Exit status: 0; 1 when an item failed or the pool did, or stdout failed
+ * (a full disk: one line says so); 2 for bad usage; 130 after Ctrl-C
+ * (SIGINT), which cancels the map and stops the workers. A reader that
+ * leaves (| head -1) stops it quietly, status 0.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +76,10 @@ static long worker_pid;         /* in a worker, its pid: see remember_pid() */
 /* The self-pipe of Ctrl-C: the handler writes a byte into [1], the pool
  * watches [0] (cfg.cancel_fd). */
 static int interrupt_pipe[2] = {-1, -1};
+static struct sigaction sigint_before;  /* SIGINT's action before */
+
+/* The errno of the first failed write to stdout, or 0. */
+static int stdout_errno;
 
 /* Print one line about bad usage and exit 2. */
 static _Noreturn void
@@ -88,6 +95,31 @@ die(const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", progname, what, strerror(errno));
     exit(1);
+}
+
+/*
+ * Daemon hygiene: open /dev/null onto each of the descriptors 0, 1 and 2
+ * that is closed (open() returns the lowest free number), so that no pipe
+ * made later can take a standard descriptor's number: a self-pipe on 0
+ * would read as "no cancel_fd", one on 2 would receive the error messages.
+ * Read-only, so that a write to a closed stdout still fails (EBADF) and is
+ * reported.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= STDERR_FILENO; fd++) {
+        int got;
+
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;           /* open */
+        if ((got = open("/dev/null", O_RDONLY)) == -1)
+            die("/dev/null");
+        if (got != fd) {        /* cannot happen: fd was the lowest free */
+            errno = EBADF;
+            die("/dev/null");
+        }
+    }
 }
 
 /* Parse a whole decimal number in [min, max]; exit 2 on anything else. */
@@ -175,7 +207,11 @@ parse_options(int argc, char **argv, struct options *o)
     opterr = 0;                 /* our own message, one line */
     while ((opt = getopt(argc, argv, ":huvj:c:m:F:d:e:k:n:")) != -1) {
         switch (opt) {
-        case 'h': print_usage(); exit(0);
+        case 'h':
+            print_usage();
+            if (fflush(stdout) == EOF)
+                die("stdout");
+            exit(0);
         case 'u': o->unordered = 1; break;
         case 'v': o->verbose = 1; break;
         case 'j':
@@ -228,13 +264,17 @@ task_prelude(long long x)
 
 /*
  * The pool's initializer: runs once in each worker, before its first task.
- * getpid() is a system call; asked once here, not once per item.
+ * getpid() is a system call; asked once here, not once per item. The
+ * self-pipe of Ctrl-C is the parent's: a worker closes its copies.
  */
 static int
-remember_pid(void *arg)
+worker_init(void *arg)
 {
     (void)arg;
     worker_pid = (long)getpid();
+    if (close(interrupt_pipe[0]) == -1 || close(interrupt_pipe[1]) == -1)
+        return 1;               /* the pool reports the initializer failed */
+    interrupt_pipe[0] = interrupt_pipe[1] = -1;
     return 0;
 }
 
@@ -295,13 +335,27 @@ catch_interrupt(struct pool_config *cfg)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) == -1)
+    if (sigaction(SIGINT, &sa, &sigint_before) == -1)
         die("sigaction");
     cfg->cancel_fd = interrupt_pipe[0];
 }
 
+/* Undo catch_interrupt(): SIGINT's action back first, so that the handler
+ * never writes to a closed descriptor (or to one reused since); then the
+ * self-pipe closed. Failures only print: the program is ending. */
+static void
+release_interrupt(void)
+{
+    if (sigaction(SIGINT, &sigint_before, NULL) == -1)
+        fprintf(stderr, "%s: sigaction: %s\n", progname, strerror(errno));
+    if (close(interrupt_pipe[0]) == -1 || close(interrupt_pipe[1]) == -1)
+        fprintf(stderr, "%s: close: %s\n", progname, strerror(errno));
+    interrupt_pipe[0] = interrupt_pipe[1] = -1;
+}
+
 /* imap_unordered's callback: print one result, as it comes. Returns 1,
- * which stops the map, when stdout has failed (the reader has gone). */
+ * which stops the map, when stdout has failed: its reader has gone
+ * (EPIPE), or the disk is full; stdout_errno says which. */
 static int
 print_one(void *ctx, long index, const void *result)
 {
@@ -309,8 +363,10 @@ print_one(void *ctx, long index, const void *result)
     long *pids = ctx;
 
     pids[index] = a->pid;
-    printf("%lld\n", a->value);
-    return fflush(stdout) == EOF;
+    if (printf("%lld\n", a->value) >= 0 && fflush(stdout) != EOF)
+        return 0;
+    stdout_errno = errno;
+    return 1;
 }
 
 /* Print the results as Python prints a list: [0, 1, 4]. */
@@ -381,7 +437,7 @@ run(struct options *o, struct answer *out, long *pids)
     struct pool_error err;
     struct pool *p = pool_create(&o->cfg, &err);
     double t0 = now_ms(), ms;
-    int rc;
+    int rc, stopped;
 
     if (p == NULL) {
         fprintf(stderr, "%s: %s\n", progname, err.message);
@@ -397,8 +453,9 @@ run(struct options *o, struct answer *out, long *pids)
         print_list(out, o->n);
     for (long i = 0; i < o->n && !o->unordered; i++)
         pids[i] = out[i].pid;   /* 0 for a failed item */
-    if (rc == 1)
-        rc = 0;                 /* imap_unordered: the reader has gone */
+    stopped = rc == 1;          /* imap_unordered: stdout failed */
+    if (stopped)
+        rc = 0;                 /* main() reports it, unless EPIPE */
     if (o->verbose)
         fprintf(stderr, "%s: %ld items, %ld workers, chunksize %ld, "
                 "%ld worker processes used, %.1f ms\n", progname, o->n,
@@ -408,7 +465,9 @@ run(struct options *o, struct answer *out, long *pids)
                 count_distinct(pids, o->n), ms);
     if (rc == -1)
         rc = report_failure(pool_last_error(p), o->n);
-    if (rc == 0 && pool_close(p) == 0 && pool_join(p) == -1) {
+    /* Nobody wants the chunks still in flight after a stop: pool_destroy()
+     * terminates their workers rather than wait for them. */
+    if (rc == 0 && !stopped && pool_close(p) == 0 && pool_join(p) == -1) {
         fprintf(stderr, "%s: %s\n", progname, pool_last_error(p)->message);
         rc = 1;
     }
@@ -424,16 +483,20 @@ main(int argc, char **argv)
     long *pids;
     int rc;
 
+    open_standard_fds();
     parse_options(argc, argv, &o);
-    o.cfg.init = remember_pid;
+    o.cfg.init = worker_init;
     catch_interrupt(&o.cfg);
     out = calloc((size_t)(o.n > 0 ? o.n : 1), sizeof *out);
     pids = calloc((size_t)(o.n > 0 ? o.n : 1), sizeof *pids);
     if (out == NULL || pids == NULL)
         die("calloc");
     rc = run(&o, out, pids);
-    if (fflush(stdout) == EOF && errno != EPIPE) {
-        fprintf(stderr, "%s: stdout: %s\n", progname, strerror(errno));
+    release_interrupt();
+    if (stdout_errno == 0 && fflush(stdout) == EOF)
+        stdout_errno = errno;
+    if (stdout_errno != 0 && stdout_errno != EPIPE) {
+        fprintf(stderr, "%s: stdout: %s\n", progname, strerror(stdout_errno));
         rc = 1;
     }                           /* EPIPE: the reader left, as | head does */
     free(o.xs);

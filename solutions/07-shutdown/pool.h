@@ -23,7 +23,9 @@
  * workers ignore SIGINT (the parent decides for them), die of SIGTERM, and
  * read /dev/null, never the terminal. pool_close() lets them finish what
  * they hold; pool_terminate() escalates: SIGTERM, then SIGKILL after a
- * grace period.
+ * grace period. On Linux a worker dies with its parent, even in the middle
+ * of a task (PR_SET_PDEATHSIG); elsewhere it leaves at its next read of the
+ * task pipe (end-of-file) or write of a result (EPIPE).
  */
 #ifndef POOL_H
 #define POOL_H
@@ -213,7 +215,8 @@ int pool_join(struct pool *p);
 
 /*
  * The way out on an error or a signal, Python's p.terminate(), made robust:
- * send SIGTERM to every worker not yet reaped and close the pipes; give the
+ * send SIGTERM to every worker not yet reaped (and SIGCONT: a stopped
+ * worker holds SIGTERM pending until it is continued) and close the pipes; give the
  * workers p->grace_ms milliseconds to end; send SIGKILL to the rest
  * (counted in p->killed); reap them all. Work in progress is thrown away.
  * A worker that ended otherwise than by SIGTERM, SIGKILL, SIGPIPE or exit

@@ -31,6 +31,7 @@
  *   -r           each task first reads a byte of its stdin, as input() would
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,7 +140,13 @@ parse_options(int argc, char **argv, struct options *o)
     opterr = 0;                 /* our own message, one line */
     while ((opt = getopt(argc, argv, ":hSrj:n:d:g:C:T:")) != -1) {
         switch (opt) {
-        case 'h': print_usage(); exit(0);
+        case 'h':
+            print_usage();
+            if (fflush(stdout) == EOF) {
+                report_errno("stdout");     /* -h >/dev/full, say */
+                exit(1);
+            }
+            exit(0);
         case 'S': o->stubborn = 1; break;
         case 'r': o->read_stdin = 1; break;
         case 'j':
@@ -235,7 +242,7 @@ print_line(struct run *run, long x, long long y)
         run->reader_gone = 1;
         return -1;
     }
-    run->write_failed = report_errno("write");
+    run->write_failed = report_errno("stdout");   /* a full disk, say */
     return -1;
 }
 
@@ -395,6 +402,26 @@ exit_like_signal(int sig)
     _exit(128 + sig);           /* not reached, unless the signal failed */
 }
 
+/*
+ * Daemon hygiene: open /dev/null onto each of the descriptors 0, 1 and 2
+ * that is closed (open() returns the lowest free number), so that no pipe
+ * made later takes a standard descriptor's number: results printed into a
+ * worker's task pipe, say. Read-only, so that a write to a closed stdout
+ * still fails (EBADF) and is reported. Exits 1 when it cannot.
+ */
+static void
+open_standard_fds(void)
+{
+    for (int fd = 0; fd <= STDERR_FILENO; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;           /* open */
+        if (open("/dev/null", O_RDONLY) != fd) {   /* the lowest: fd */
+            report_errno("open /dev/null");
+            exit(1);
+        }
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -402,6 +429,7 @@ main(int argc, char **argv)
     struct run run = {.o = &o};
     int status;
 
+    open_standard_fds();
     parse_options(argc, argv, &o);
     stubborn = o.stubborn;
     read_stdin = o.read_stdin;

@@ -38,8 +38,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "pool.h"
+
+/* Above every signal number: 64 on Linux, 31 on macOS. worker_setup()
+ * asks about each number below it; sigaction() refuses those that are no
+ * signal. */
+#define MAX_SIGNAL 129
 
 /* ---- records on the pipes --------------------------------------------- */
 
@@ -522,15 +530,15 @@ close_parent_ends(void)
 
 /*
  * In a new worker, the signals and stdin of pool.h: SIGINT ignored (the
- * parent decides), SIGTERM and SIGPIPE at their default actions, the
- * parent's handlers of the usual signals reset, stdin from /dev/null. The
+ * parent decides), SIGTERM and SIGPIPE at their default actions, every
+ * other signal the parent caught with a handler back to its default action
+ * (a terminal resize sends SIGWINCH to the whole foreground group: the
+ * parent's handler must not run in a worker), stdin from /dev/null. The
  * signals are still blocked here; old_mask is the mask to go back to.
  */
 static void
 worker_setup(const sigset_t *old_mask)
 {
-    static const int reset[] = {SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
-                                SIGCHLD, SIGTSTP, SIGCONT};
     struct sigaction sa, old;
     int fd;
 
@@ -543,11 +551,14 @@ worker_setup(const sigset_t *old_mask)
     if (sigaction(SIGTERM, &sa, NULL) == -1 ||
         sigaction(SIGPIPE, &sa, NULL) == -1)
         die_child("sigaction");
-    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
-        if (sigaction(reset[i], NULL, &old) == -1 ||
-            (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN &&
-             sigaction(reset[i], &sa, NULL) == -1))
+    for (int sig = 1; sig < MAX_SIGNAL; sig++) {
+        if (sigaction(sig, NULL, &old) == -1)
+            continue;           /* EINVAL: no such signal, or reserved */
+        if (((old.sa_flags & SA_SIGINFO) != 0 ||
+             (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) &&
+            sigaction(sig, &sa, NULL) == -1)
             die_child("sigaction");
+    }
     if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
         dup2(fd, STDIN_FILENO) == -1 || (fd != STDIN_FILENO && close(fd) == -1))
         die_child("/dev/null as stdin");
@@ -585,6 +596,31 @@ worker_start(struct pool *p, int task[2], int result[2],
 }
 
 /* ---- starting, reaping and replacing workers -------------------------- */
+
+/*
+ * In a new worker, right after fork(): no worker outlives its parent by
+ * more than a moment, even in the middle of a long task. On Linux the
+ * kernel sends the worker SIGKILL when its parent dies (PR_SET_PDEATHSIG:
+ * strictly, when the parent *thread* that forked it exits; these programs
+ * fork from their only thread). A parent that died before the prctl()
+ * call sends nothing: then the worker already has another parent, and
+ * leaves at once. Elsewhere (macOS has no PDEATHSIG) a worker learns of
+ * the death at its next read of the task pipe (end-of-file) or write of a
+ * result (EPIPE): it may outlive its parent by the task it holds.
+ */
+static void
+die_with_parent(pid_t parent)
+{
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+        die_child("prctl");
+    if (getppid() != parent)
+        _exit(1);               /* the parent is gone already */
+#else
+    (void)parent;               /* see above: the pipes tell, a task later */
+#endif
+}
+
 
 /* pipe(), both ends close-on-exec, so that a program a worker or the
  * caller execs never holds them. Returns 0, or -1 with errno set. */
@@ -629,7 +665,7 @@ start_worker(struct pool *p, long i)
 {
     int task[2], result[2];
     sigset_t all, old_mask;
-    pid_t pid;
+    pid_t pid, parent = getpid();
 
     if (make_pipe(task) == -1)
         return sys_error(&p->error, "pipe");
@@ -651,6 +687,7 @@ start_worker(struct pool *p, long i)
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return sys_error(&p->error, "fork");
     case 0:
+        die_with_parent(parent);
         worker_start(p, task, result, &old_mask);
     default:
         sigprocmask(SIG_SETMASK, &old_mask, NULL);
@@ -1066,6 +1103,8 @@ pool_terminate(struct pool *p)
         return -1;
     p->state = POOL_TERMINATED;
     signal_workers(p, SIGTERM);     /* all at once: none waits for another */
+    signal_workers(p, SIGCONT);     /* a stopped worker holds SIGTERM
+                                     * pending until it is continued */
     for (long i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
 

@@ -72,12 +72,17 @@
  * parent's ends of any pool's pipes. Its stdin is /dev/null; it ignores
  * SIGINT (Ctrl-C goes to every process of the terminal's foreground group:
  * the parent decides, see cancel_fd); SIGTERM and SIGPIPE have their default
- * actions; so do SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, SIGTSTP
- * and SIGCONT if the parent caught them with a handler. Signals are blocked
- * across fork(), so no handler of the parent ever runs in a worker. A
- * worker ends when its task pipe gives end-of-file (once it has finished
- * the chunk it holds): after pool_close(), when it is recycled, and when
- * the parent dies, however it dies.
+ * actions; so does every other signal the parent caught with a handler
+ * (SIGWINCH, SIGUSR1, ...), while the signals it ignored stay ignored.
+ * Signals are blocked across fork() until then, so no handler of the
+ * parent ever runs in a worker. A worker ends when its task pipe gives
+ * end-of-file (once it has finished the chunk it holds): after
+ * pool_close(), and when it is recycled. When the parent dies, however it
+ * dies, the worker dies with it at once on Linux (PR_SET_PDEATHSIG), even
+ * in the middle of a task; elsewhere it leaves at end-of-file, once it has
+ * finished its chunk. On Linux, strictly, a worker dies when the *thread*
+ * that forked it exits: call the pool's functions from a thread that
+ * outlives the pool (the main thread).
  */
 #ifndef POOL_H
 #define POOL_H
@@ -299,8 +304,8 @@ int pool_join(struct pool *p);
 
 /*
  * Python's terminate(): stop every worker now, even in the middle of a
- * task: SIGTERM to all, then SIGKILL to those still there after grace_ms,
- * then reap them all. Work in flight is lost. Returns 0; or -1 when
+ * task: SIGTERM to all (and SIGCONT, so that a stopped worker gets it too),
+ * then SIGKILL to those still there after grace_ms, then reap them all. Work in flight is lost. Returns 0; or -1 when
  * waitpid() failed (POOL_ESYS).
  */
 int pool_terminate(struct pool *p);

@@ -14,6 +14,7 @@
  * Usage: acceptance [-st] CASE    run one case; prints "ok CASE", exit 0, or
  *                                 "not ok CASE: line N: why" on stderr, exit 1
  *        acceptance -l            list the cases
+ *        acceptance -h            this usage, on stdout
  *   -s  small: fewer forks in the cases that recycle workers (valgrind)
  *   -t  also check times (left out when sanitizers or valgrind slow things)
  */
@@ -115,6 +116,9 @@ static int sending_pipe[2] = {-1, -1};
 
 /* The parent's SIGINT handler ran (group-sigint case). */
 static volatile sig_atomic_t got_sigint;
+
+/* A handler of the parent's ran in this process (worker-signals case). */
+static volatile sig_atomic_t handler_ran;
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -1484,6 +1488,84 @@ group_sigint(void)
     return 0;
 }
 
+static void
+note_handler(int sig)
+{
+    (void)sig;
+    handler_ran = 1;
+}
+
+static void
+note_handler_info(int sig, siginfo_t *info, void *context)
+{
+    (void)sig;
+    (void)info;
+    (void)context;
+    handler_ran = 1;
+}
+
+/* In a worker: raise SIGWINCH and SIGCONT, whose default actions leave the
+ * process running, and fail the item (code 1) if the parent's handler of
+ * either ran here. */
+static int
+raise_signals(const void *args, const void *in, void *out)
+{
+    (void)args;
+    (void)in;
+    (void)out;
+    handler_ran = 0;
+    (void)raise(SIGWINCH);      /* fails only for a bad signal number */
+    (void)raise(SIGCONT);
+    return handler_ran;
+}
+
+/* Set sig's action to handler (plain, or SA_SIGINFO's three-argument
+ * kind), or to SIG_DFL when both are NULL. Returns sigaction()'s result. */
+static int
+set_action(int sig, void (*handler)(int),
+           void (*info_handler)(int, siginfo_t *, void *))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    if (info_handler != NULL) {
+        sa.sa_sigaction = info_handler;
+        sa.sa_flags = SA_SIGINFO;
+    } else {
+        sa.sa_handler = handler != NULL ? handler : SIG_DFL;
+    }
+    return sigaction(sig, &sa, NULL);
+}
+
+/* A terminal resize sends SIGWINCH to the whole foreground group: a
+ * handler the parent set (here for SIGWINCH, and an SA_SIGINFO one for
+ * SIGCONT) must not run in its workers, replacements included. */
+static int
+worker_signals(void)
+{
+    struct answer out[8];
+    long long xs[8] = {0};
+    struct pool *p;
+    int rc;
+
+    CHECK(set_action(SIGWINCH, note_handler, NULL) == 0 &&
+          set_action(SIGCONT, NULL, note_handler_info) == 0, "sigaction");
+    (void)raise(SIGWINCH);      /* the check below says if it failed */
+    CHECK(handler_ran, "the parent's own SIGWINCH handler did not run");
+    p = make_pool((struct pool_config){.workers = 2, .maxtasks = 2});
+    CHECK(p != NULL, "no pool");
+    rc = pool_map(p, &POOL_FUNC(raise_signals, long long, struct answer),
+                  xs, out, 8, 1);
+    CHECK(rc == 0, "a handler of the parent ran in a worker: %s (the "
+          "worker must reset every signal the parent catches)",
+          pool_last_error(p)->message);
+    CHECK(finish_pool(&p) == 0, "join failed");
+    CHECK(set_action(SIGWINCH, NULL, NULL) == 0 &&
+          set_action(SIGCONT, NULL, NULL) == 0, "sigaction");
+    return 0;
+}
+
 /* The lifeline: workers leave when their parent dies, even by SIGKILL,
  * because their task pipes give end-of-file. */
 static int
@@ -1556,29 +1638,53 @@ static const struct acceptance_case cases[] = {
     {"destroy-in-child", destroy_in_child},
     {"cancel-long-map", cancel_long_map},
     {"group-sigint", group_sigint},
+    {"worker-signals", worker_signals},
     {"parent-killed", parent_killed},
 };
+
+/* Flush stdout; on failure (a full disk, a closed stdout) say so in one
+ * line. Returns 0, or 1 after the message. */
+static int
+flush_stdout(void)
+{
+    if (fflush(stdout) != EOF)
+        return 0;
+    fprintf(stderr, "acceptance: stdout: %s\n", strerror(errno));
+    return 1;
+}
 
 int
 main(int argc, char **argv)
 {
     int opt, rc = 2;
 
-    while ((opt = getopt(argc, argv, "lst")) != -1) {
+    opterr = 0;                 /* our own message, one line */
+    while ((opt = getopt(argc, argv, "hlst")) != -1) {
         switch (opt) {
+        case 'h':
+            printf("usage: acceptance [-st] CASE | -l | -h\n"
+                   "Runs one case of the pool's acceptance suite: prints "
+                   "\"ok CASE\" and exits 0,\nor says on stderr what failed "
+                   "and exits 1.\n"
+                   "  -l  list the cases\n"
+                   "  -s  small: fewer forks where workers are recycled\n"
+                   "  -t  check times too\n");
+            return flush_stdout();
         case 'l':
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
                 printf("%s\n", cases[i].name);
-            return 0;
+            return flush_stdout();
         case 's': small = 1; break;
         case 't': check_times = 1; break;
         default:
-            fprintf(stderr, "usage: acceptance [-st] CASE | -l\n");
+            fprintf(stderr, "acceptance: unknown option '-%c' (try -h)\n",
+                    optopt);
             return 2;
         }
     }
     if (optind + 1 != argc) {
-        fprintf(stderr, "usage: acceptance [-st] CASE | -l\n");
+        fprintf(stderr, "acceptance: give one CASE, or -l to list them "
+                "(try -h)\n");
         return 2;
     }
     case_name = argv[optind];
@@ -1591,5 +1697,7 @@ main(int argc, char **argv)
         printf("ok %s\n", case_name);
     for (int i = 0; i < MAX_POOLS; i++)
         pool_destroy(&held[i]);     /* a failed case: stop its workers */
+    if (flush_stdout() != 0)
+        return 1;
     return rc == 0 ? 0 : rc == 2 ? 2 : 1;
 }
