@@ -480,10 +480,11 @@ expect_failure() {
 }
 
 @test "a worker stopped, another killed: ends at once with one line, the stopped one ended too" {
-    # Worker 1 is stopped (SIGSTOP) and worker 0 killed, both in their first
-    # chunk. A stopped process sees no end-of-file and no SIGTERM until it is
-    # continued: only SIGKILL ends it, and the map must not wait for ever.
-    run_prog --kill w1/STOP@busy --kill w0/KILL@busy -j 2 -c 2 -d 1000 -s 2 8
+    # Worker 1 is stopped (SIGSTOP), then, once it is (state T), worker 0
+    # is killed, both in their first chunk. A stopped process sees no
+    # end-of-file and no SIGTERM until it is continued: only SIGKILL ends
+    # it, and the map must not wait for ever.
+    run_prog --kill w1/STOP@busy --kill w0/KILL@stopped -j 2 -c 2 -d 1000 -s 2 8
     expect_failure '^map: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 1$' \
         "hint: leave() (given) sends SIGKILL to every worker not yet reaped, then reaps it."
 }

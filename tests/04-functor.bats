@@ -347,7 +347,7 @@ assert_error_line() {
     # its pipes does nothing while it sleeps stopped.
     HANG_HINT="hint: leave() must end every worker, also a stopped one: SIGKILL
       ends a stopped process; anything else waits for SIGCONT."
-    run_prog --kill w1/STOP@busy --kill w0/KILL@busy "${LONG_MAP[@]}"
+    run_prog --kill w1/STOP@busy --kill w0/KILL@stopped "${LONG_MAP[@]}"
     assert_status 1
     assert_error_line '^functor: worker [0-9]+ exited without the results for items 0 to 0$'
 }

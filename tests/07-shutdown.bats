@@ -442,10 +442,10 @@ lesson_teardown() {
     # A SIGTERM to a stopped process waits until it is continued: without a
     # SIGCONT the grace period (2 s) runs out and the worker needs SIGKILL.
     # Worker 0 is stopped once every worker sleeps in its task; SIGTERM
-    # comes after the first result, a task of 1 s later. (A SIGTERM to a
-    # worker that has not yet acted on its SIGSTOP would kill it first,
-    # lower signal numbers being taken first, and prove nothing.)
-    run_prog --deadline 8 --kill w0/STOP@busy --kill TERM@L1 -j 3 -n 6 -d 1000 -g 2000
+    # comes once it is stopped (state T). (A SIGTERM to a worker that has
+    # not yet acted on its SIGSTOP would kill it first, lower signal
+    # numbers being taken first, and prove nothing.)
+    run_prog --deadline 8 --kill w0/STOP@busy --kill TERM@stopped -j 3 -n 6 -d 1000 -g 2000
     assert_stopped 15
     assert_report SIGTERM terminated
     [ "$r_killed" = 0 ] && return 0

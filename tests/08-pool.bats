@@ -658,9 +658,9 @@ C
     # A SIGTERM to a stopped process waits until it is continued: the pool
     # must send SIGCONT too, or wait out the grace period (1 s) for SIGKILL.
     # Worker 0 is stopped once every worker sleeps in its task; Ctrl-C
-    # comes after the first result (-u prints each), a task of 1 s later.
+    # comes once it is stopped (state T), never before.
     # Ctrl-C is the first --kill: g_kick_ms is its time.
-    run_prog --deadline 8 --kill INT@L1 --kill w0/STOP@busy -u -j 2 -c 1 -d 1000 -n 6
+    run_prog --deadline 8 --kill INT@stopped --kill w0/STOP@busy -u -j 2 -c 1 -d 1000 -n 6
     assert_status 130
     assert_match '^pool: interrupted' "$stderr" "stderr"
     # From Ctrl-C: right, a few ms; wrong, the grace period (1 s).

@@ -40,7 +40,9 @@
  *               from /proc/PID/wchan (Linux), or `busy`: once, besides, each
  *               process it forked (forkwatch's list) sleeps in nanosleep(),
  *               a task; -g sends to its group. wN/SIG@busy sends SIG to
- *               worker N alone (from 0, in the order forkwatch counted them)
+ *               worker N alone (from 0, in the order forkwatch counted them).
+ *               `stopped`: once a process the program forked is stopped
+ *               (state T: a SIGSTOP has taken effect)
  *   -w SECS     after the program exits, wait this long for the processes it
  *               left to leave by themselves before counting them (0)
  *   -r FILE     write the report there (key=value lines)
@@ -102,6 +104,7 @@ struct kick {
     long lines;     /* stdout lines seen, or -1 */
     int on_poll;    /* send once the program sleeps in poll() or select() */
     int on_busy;    /* ... and each of its workers sleeps in a task */
+    int on_stopped; /* send once a process it forked is stopped (state T) */
     int worker;     /* -1: to the program; N: to its worker N (wN/SIG@busy) */
     double sent;    /* when it was sent, seconds after start, or -1 */
 };
@@ -285,12 +288,14 @@ parse_kick(struct kick *k, const char *arg)
         k->on_poll = 1;
     else if (strcmp(at + 1, "busy") == 0)
         k->on_poll = k->on_busy = 1;
+    else if (strcmp(at + 1, "stopped") == 0)
+        k->on_stopped = 1;
     else if (at[1] == 'L')
         k->lines = parse_count(at + 2, 'k', 1);
     else
         k->at = parse_seconds(at + 1, 'k');
-    if (k->worker >= 0 && !k->on_busy)
-        fail("-k %s: a worker's signal waits for @busy, when every worker exists", whole);
+    if (k->worker >= 0 && !k->on_busy && !k->on_stopped)
+        fail("-k %s: a worker's signal waits for @busy or @stopped, when the workers exist", whole);
 }
 
 static void
@@ -723,12 +728,36 @@ workers_in_tasks(const struct watch *w)
     return seen > 0;
 }
 
-/* 1 while a kick waits for the program to sleep in poll(). */
+/* 1 when a process the program forked and has not reaped is stopped
+ * (state T in /proc/PID/stat: SIGSTOP has taken effect, not just been
+ * sent). */
+static int
+a_worker_is_stopped(const struct watch *w)
+{
+    char path[64], stat[512], *close_paren;
+
+    for (int i = 0; w != NULL && i < WATCH_SLOTS; i++) {
+        pid_t pid = atomic_load(&w->pids[i]);
+
+        if (pid == 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses */
+        if (slurp(path, stat, sizeof stat) > 0 &&
+            (close_paren = strrchr(stat, ')')) != NULL &&
+            close_paren[1] == ' ' && close_paren[2] == 'T')
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 while a kick waits for a moment that the loop must look for: the
+ * program asleep in poll(), or a worker stopped. */
 static int
 poll_kick_pending(const struct options *o)
 {
     for (int i = 0; i < o->nkicks; i++)
-        if (o->kicks[i].on_poll && o->kicks[i].sent < 0)
+        if ((o->kicks[i].on_poll || o->kicks[i].on_stopped) && o->kicks[i].sent < 0)
             return 1;
     return 0;
 }
@@ -738,15 +767,18 @@ static void
 send_timed_kicks(const struct run *r, struct options *o, double t)
 {
     int in_poll = poll_kick_pending(o) && program_in_poll();
-    int busy = -1;              /* not looked at yet */
+    int busy = -1, stopped = -1; /* not looked at yet */
 
     for (int i = 0; i < o->nkicks; i++) {
         struct kick *k = &o->kicks[i];
 
         if (k->on_busy && in_poll && busy == -1)
             busy = workers_in_tasks(r->watch);
+        if (k->on_stopped && k->sent < 0 && stopped == -1)
+            stopped = a_worker_is_stopped(r->watch);
         if ((k->at >= 0 && t >= k->at) ||
-            (k->on_poll && in_poll && (!k->on_busy || busy == 1)))
+            (k->on_poll && in_poll && (!k->on_busy || busy == 1)) ||
+            (k->on_stopped && stopped == 1))
             send_kick(k, r, o, t);
     }
 }
@@ -979,6 +1011,8 @@ report_kicks(FILE *f, const struct run *r, const struct options *o)
         fputs(k->name, f);
         if (k->on_busy)
             fputs("@busy", f);
+        else if (k->on_stopped)
+            fputs("@stopped", f);
         else if (k->on_poll)
             fputs("@poll", f);
         else if (k->at >= 0)

@@ -183,8 +183,10 @@ sweep() {
 #                     poll: once the program's first process sleeps in
 #                     poll() or select() (the moment a stop must wake it),
 #                     or busy: once, besides, every worker sleeps in a task;
-#                     wN/SIG@busy sends SIG to worker N alone (from 0, in
-#                     the order of their forks)
+#                     stopped: once a worker is stopped (state T: its
+#                     SIGSTOP has taken effect); wN/SIG@busy or
+#                     wN/SIG@stopped sends SIG to worker N alone (from 0,
+#                     in the order of their forks)
 #   --group           --kill signals go to the whole process group
 #   --linger SECS     give left processes SECS to leave before the census
 #   --stdin FILE      stdin (default /dev/null)
@@ -483,6 +485,8 @@ check_kicks() {
             plan="for when it waited in poll()"
         elif [ "$plan" = busy ]; then
             plan="for when it waited in poll() with every worker in a task"
+        elif [ "$plan" = stopped ]; then
+            plan="for when a worker was stopped"
         else
             plan="at ${plan} s"
         fi
