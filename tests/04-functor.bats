@@ -337,7 +337,7 @@ assert_error_line() {
     run_prog --kill w0/KILL@busy "${LONG_MAP[@]}"
     assert_status 1
     assert_output ""
-    assert_error_line '^functor: worker [0-9]+ exited without the results for items 0 to 0$'
+    assert_error_line '^functor: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 0$'
 }
 
 @test "a stopped worker does not hang the exit after another worker died" {
@@ -349,7 +349,7 @@ assert_error_line() {
       ends a stopped process; anything else waits for SIGCONT."
     run_prog --kill w1/STOP@busy --kill w0/KILL@stopped "${LONG_MAP[@]}"
     assert_status 1
-    assert_error_line '^functor: worker [0-9]+ exited without the results for items 0 to 0$'
+    assert_error_line '^functor: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 0$'
 }
 
 @test "a full disk on stdout (/dev/full): status 1 and one line that names stdout" {

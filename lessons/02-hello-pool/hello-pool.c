@@ -297,12 +297,16 @@ main(int argc, char **argv)
     wanted = o.tasks > 0 ? o.workers : 0;
     trace_open(PROG);
     parent_pid = getpid();
+    errno = 0;                  /* a fork() that fails sets it */
     started = wanted > 0 ? start_workers(&o) : 0;
     /* SIMPLIFICATION: when fork() fails, the workers already started run
      * their shares to the end, so only some greetings come out; lesson 03's
      * workers wait for their tasks, and a pool that cannot start ends them
      * before any work is done. */
-    if (started < wanted)
+    if (started < wanted && errno == 0) /* no fork() failed: it stopped early */
+        fprintf(stderr, "%s: start_workers() started %ld of %ld workers, yet no fork() failed\n",
+                PROG, started, wanted);
+    else if (started < wanted)
         fprintf(stderr,
                 "%s: fork: %s: started %ld of %ld workers, so only their greetings come out\n",
                 PROG, strerror(errno), started, wanted);

@@ -430,6 +430,31 @@ send_chunk(struct pool *p, struct worker *w, const struct job *job,
 }
 
 /*
+ * Worker w's result pipe met end-of-file before the chunk it holds came
+ * back: the worker has exited or is exiting, as it holds the only write
+ * end. End it for certain (SIGKILL changes nothing for a process that
+ * exits: its status is set), reap it, and end the program with one line
+ * that says how it ended and which items are lost.
+ */
+static _Noreturn void
+fail_lost_chunk(struct worker *w)
+{
+    int status;
+    pid_t pid = w->pid;
+
+    (void)kill(pid, SIGKILL);   /* ignored: it may be a zombie already */
+    while (waitpid(pid, &status, 0) == -1)
+        if (errno != EINTR)
+            die("waitpid");
+    w->pid = -1;                /* reaped: leave() must not wait for it */
+    if (WIFSIGNALED(status))
+        fail("worker %ld killed by signal %d before sending the results for items %ld to %ld",
+             (long)pid, WTERMSIG(status), w->first, w->first + w->count - 1);
+    fail("worker %ld exited with status %d before sending the results for items %ld to %ld",
+         (long)pid, WEXITSTATUS(status), w->first, w->first + w->count - 1);
+}
+
+/*
  * Read worker w's result record, which poll() says has begun to arrive, and
  * store its values at out[first .. first+count-1]: the index the record
  * names, which must be the chunk w holds. Marks w idle; returns count.
@@ -446,8 +471,7 @@ receive_result(struct worker *w, long long *out)
     if (got == -1)
         die("read result");
     if (got == 0)
-        fail("worker %ld exited without the results for items %ld to %ld",
-             (long)w->pid, w->first, w->first + w->count - 1);
+        fail_lost_chunk(w);     /* end-of-file: the worker has gone */
     if (got != (ssize_t)sizeof head || head.first != w->first ||
         head.count != w->count)
         fail("worker %ld sent a broken result record", (long)w->pid);
