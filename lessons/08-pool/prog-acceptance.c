@@ -226,6 +226,32 @@ sleep_ms(long ms)
         continue;
 }
 
+/* Wait up to ms for fd to be readable, again after a signal (make test's
+ * injection interrupts poll() every few ms). 1: readable; 0: not in time. */
+static int
+wait_readable(int fd, long ms)
+{
+    double until = now() + ms / 1000.0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+
+    while ((n = poll(&pfd, 1, (int)((until - now()) * 1000) + 1)) == -1 &&
+           errno == EINTR && now() < until)
+        continue;
+    return n == 1;
+}
+
+/* read() of one byte, again after a signal: 1, 0 at end-of-file, or -1. */
+static ssize_t
+read_byte(int fd, char *c)
+{
+    ssize_t got;
+
+    while ((got = read(fd, c, 1)) == -1 && errno == EINTR)
+        continue;
+    return got;
+}
+
 /* Whether process pid is gone: not running, and no longer our child. */
 static int
 is_gone(pid_t pid)
@@ -468,7 +494,7 @@ note_seen(void *ctx, long index, const void *result)
     }
     s->in_order &= index == s->calls;
     if (s->calls++ == 0 && s->wait_fd > 0)
-        poll(&(struct pollfd){.fd = s->wait_fd, .events = POLLIN}, 1, 20000);
+        (void)wait_readable(s->wait_fd, 20000); /* ignored: a timeout moves on */
     if (s->calls == 1 && s->sleep_ms > 0)
         sleep_ms(s->sleep_ms);
     return s->stop_after > 0 && s->calls == s->stop_after;
@@ -1572,7 +1598,6 @@ static int
 parent_killed(void)
 {
     int lifeline[2], ready[2];
-    struct pollfd pfd;
     pid_t boss;
     char c;
 
@@ -1593,11 +1618,10 @@ parent_killed(void)
     CHECK(boss != -1, "fork: %s", strerror(errno));
     close(lifeline[1]);
     close(ready[1]);
-    CHECK(read(ready[0], &c, 1) == 1, "the pool did not start");
+    CHECK(read_byte(ready[0], &c) == 1, "the pool did not start");
     CHECK(kill(boss, SIGKILL) == 0 && waitpid(boss, NULL, 0) == boss,
           "could not kill the pool's parent");
-    pfd = (struct pollfd){.fd = lifeline[0], .events = POLLIN};
-    CHECK(poll(&pfd, 1, 8000) == 1 && read(lifeline[0], &c, 1) == 0,
+    CHECK(wait_readable(lifeline[0], 8000) && read_byte(lifeline[0], &c) == 0,
           "the workers did not leave within 8 s of their parent's death");
     return 0;
 }
