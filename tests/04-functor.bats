@@ -312,14 +312,6 @@ assert_no_orphans() {
         "      prctl(PR_SET_PDEATHSIG)), or it sleeps on through its task." "$(reproduce)"
 }
 
-# assert_error_line REGEX: exactly one line on stderr, matching REGEX.
-assert_error_line() {
-    [ ${#stderr_lines[@]} = 1 ] ||
-        fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:" "$(show_stderr)" \
-            "$(reproduce)" || return 1
-    assert_match "$1" "${stderr_lines[0]}" "the line on stderr"
-}
-
 @test "no worker outlives its parent killed in the middle of a task" {
     # SIGKILL to the parent while both workers sleep in their 5 s items: no
     # clean-up of the parent can run. --linger 1: any worker still there a
@@ -337,7 +329,7 @@ assert_error_line() {
     run_prog --kill w0/KILL@busy "${LONG_MAP[@]}"
     assert_status 1
     assert_output ""
-    assert_error_line '^functor: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 0$'
+    assert_one_stderr_line '^functor: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 0$'
 }
 
 @test "a stopped worker does not hang the exit after another worker died" {
@@ -349,7 +341,7 @@ assert_error_line() {
       ends a stopped process; anything else waits for SIGCONT."
     run_prog --kill w1/STOP@busy --kill w0/KILL@stopped "${LONG_MAP[@]}"
     assert_status 1
-    assert_error_line '^functor: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 0$'
+    assert_one_stderr_line '^functor: worker [0-9]+ killed by signal 9 before sending the results for items 0 to 0$'
 }
 
 @test "a full disk on stdout (/dev/full): status 1 and one line that names stdout" {
@@ -358,11 +350,11 @@ assert_error_line() {
         # shellcheck disable=SC2086 # split args on purpose
         run_prog --stdout /dev/full $args
         assert_status 1
-        assert_error_line '^functor: stdout: No space left on device$'
+        assert_one_stderr_line '^functor: stdout: No space left on device$'
     done
     run_prog --stdout /dev/full -h
     assert_status 1
-    assert_error_line '^functor: stdout: No space left on device$'
+    assert_one_stderr_line '^functor: stdout: No space left on device$'
 }
 
 @test "stdin closed changes nothing" {
@@ -376,10 +368,10 @@ assert_error_line() {
     [ "${FORKLINGS_VALGRIND:-}" != 1 ] || skip "valgrind opens its log on the lowest free descriptor, the closed stdout: the output would go into its log"
     run_prog --close 1 -j 2
     assert_status 1
-    assert_error_line '^functor: stdout: Bad file descriptor$'
+    assert_one_stderr_line '^functor: stdout: Bad file descriptor$'
     run_prog --close 0 --close 1 -j 3 2 3 1 2 3
     assert_status 1
-    assert_error_line '^functor: stdout: Bad file descriptor$'
+    assert_one_stderr_line '^functor: stdout: Bad file descriptor$'
 }
 
 @test "| head -1: the first line, and nothing left" {
@@ -396,7 +388,7 @@ assert_error_line() {
     run_prog --nofile 8 -j 4
     assert_status 1
     assert_output ""
-    assert_error_line '^functor: pipe: Too many open files$'
+    assert_one_stderr_line '^functor: pipe: Too many open files$'
     assert_forked_at_least 1
 }
 
@@ -404,6 +396,6 @@ assert_error_line() {
     run_prog --fork-fails-after 2 -j 4
     assert_status 1
     assert_output ""
-    assert_error_line '^functor: fork: Resource temporarily unavailable$'
+    assert_one_stderr_line '^functor: fork: Resource temporarily unavailable$'
     assert_pool_of 2
 }

@@ -347,14 +347,6 @@ valgrind_clean() {
 
 # ---- the fault matrix: killed, stopped, closed, full, limited --------------
 
-# assert_one_line REGEX: exactly one line on stderr, matching REGEX.
-assert_one_line() {
-    [ ${#stderr_lines[@]} = 1 ] ||
-        fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:" "$(show_stderr)" \
-            "$(reproduce)" || return 1
-    assert_match "$1" "${stderr_lines[0]}" "the line on stderr"
-}
-
 @test "no worker outlives its parent killed in the middle of a task" {
     local in style
     in=$(numbers 1 2)
@@ -384,7 +376,7 @@ assert_one_line() {
     for style in "${STYLES[@]}"; do
         run_with --kill w0/KILL@busy ${style:+"$style"} -j 2 -d 5000 "$in" "$WORK/out.txt"
         assert_failed_cleanly
-        assert_one_line "^with: worker [0-9]+ exited without the results for items 0 to 0$"
+        assert_one_stderr_line "^with: worker [0-9]+ exited without the results for items 0 to 0$"
         assert_folder_holds in-1-2.txt
     done
 }
@@ -418,7 +410,7 @@ assert_one_line() {
         rm "$WORK/out.txt"
         run_with --stdout /dev/full ${style:+"$style"} -h
         assert_status 1
-        assert_one_line '^with: stdout: No space left on device$'
+        assert_one_stderr_line '^with: stdout: No space left on device$'
     done
 }
 
@@ -443,7 +435,7 @@ assert_one_line() {
     for style in "${STYLES[@]}"; do
         run_with --close 1 ${style:+"$style"} -h
         assert_status 1
-        assert_one_line '^with: stdout: Bad file descriptor$'
+        assert_one_stderr_line '^with: stdout: Bad file descriptor$'
     done
 }
 
@@ -465,7 +457,7 @@ assert_one_line() {
         # 8 descriptors: 0 to 2, and room for the pipes of one worker only.
         run_with --nofile 8 ${style:+"$style"} -j 4 "$in" "$WORK/out.txt"
         assert_failed_cleanly
-        assert_one_line '^with: pipe: Too many open files$'
+        assert_one_stderr_line '^with: pipe: Too many open files$'
         assert_forked_at_least 1
         assert_folder_holds in-1-5.txt
     done
@@ -477,7 +469,7 @@ assert_one_line() {
     for style in "${STYLES[@]}"; do
         run_with --fork-fails-after 2 ${style:+"$style"} -j 4 "$in" "$WORK/out.txt"
         assert_failed_cleanly
-        assert_one_line '^with: fork: Resource temporarily unavailable$'
+        assert_one_stderr_line '^with: fork: Resource temporarily unavailable$'
         assert_pool_of 2
         assert_folder_holds in-1-5.txt
     done

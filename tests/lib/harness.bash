@@ -654,6 +654,15 @@ assert_usage_error() {
         fail "expected nothing on stdout for bad arguments, got:" "$output" "$(reproduce)"
 }
 
+# assert_one_stderr_line REGEX: exactly one line on stderr, and it matches
+# the extended REGEX (the one-line message every failure promises).
+assert_one_stderr_line() {
+    [ ${#stderr_lines[@]} = 1 ] ||
+        fail "expected exactly one line on stderr, got ${#stderr_lines[@]}:" "$(show_stderr)" \
+            "$(reproduce)" || return 1
+    assert_match "$1" "${stderr_lines[0]}" "the line on stderr"
+}
+
 # assert_output TEXT: stdout is exactly TEXT.
 assert_output() {
     [ "$output" = "$1" ] && return 0
