@@ -465,8 +465,8 @@ read_wchans(void)
         if (!table[i].ours)
             continue;
         snprintf(path, sizeof path, "/proc/%d/wchan", table[i].pid);
-        if (slurp(path, table[i].wchan, sizeof table[i].wchan) <= 0 ||
-            strcmp(table[i].wchan, "0") == 0)
+        /* "0": the kernel says it sleeps nowhere, it runs (kept as 0) */
+        if (slurp(path, table[i].wchan, sizeof table[i].wchan) <= 0)
             snprintf(table[i].wchan, sizeof table[i].wchan, "?");
         table[i].reads = read_calls(table[i].pid);
     }

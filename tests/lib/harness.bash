@@ -401,7 +401,10 @@ check_guard_report() {
             elif [ "${reads:-0}" -gt 1000000 ] 2>/dev/null; then
                 msg+=("  process $pid ($comm): running, and it has called read() $reads times")
                 seen="$seen rereading"
-            elif [ "$state" = R ]; then
+            elif [ "$state" = R ] || [ "$wchan" = 0 ]; then
+                # R, or a wchan of 0: the kernel says it sleeps nowhere (a
+                # loop of system calls that never block can show another
+                # state letter at the look, never a wchan)
                 msg+=("  process $pid ($comm): running, not waiting for anything")
                 seen="$seen running"
             else
