@@ -247,6 +247,10 @@ json_get() {
     grep -q '<skipped message="not run: an earlier test failed"/>' "$xml" || fail "no skipped element"
     grep -q '<failure message="stdout does not hold' "$xml" || fail "the failure's message is not in the XML"
     ! grep -q 'message="test failed"' "$xml" || fail "a failure says only 'test failed'"
+    # make's table agrees with the report: the untouched starter is not
+    # attempted, not failed
+    in_copy -- make --no-print-directory
+    assert_match '02  hello-pool +not attempted \(the starter as given\)' "$output" "the table, for an untouched lesson"
     # make clean keeps the reports
     in_copy -- make --no-print-directory clean
     [ -s "$json" ] || fail "make clean deleted the report"

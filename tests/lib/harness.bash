@@ -319,7 +319,11 @@ reproduce() {
     c="${g_env:+env }$c$g_fds"
     [ -z "$g_limit" ] || c="(${g_limit}exec $c)"
     echo "to reproduce:  $c $g_redirect"
-    echo "stuck?         make hint L=$LESSON_NN"
+    # Only a lesson has hints; the repository's own suites (learner, docs,
+    # harness) do not.
+    case $LESSON_NN in
+    [0-9][0-9]) echo "stuck?         make hint L=$LESSON_NN" ;;
+    esac
 }
 
 # show_stderr: the program's stderr for a message, at most 10 lines; the
