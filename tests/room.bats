@@ -66,3 +66,14 @@ room() {
     assert_status 0
     assert_match '^usage: tools/room' "$output" "the usage"
 }
+
+@test "make room DIR=... is the same table, and writes the HTML into DIR" {
+    local dir=$BATS_TEST_TMPDIR/reports
+    mkdir "$dir"
+    cp "$FIXTURES"/*.json "$dir"/
+    run_guarded -- make --no-print-directory -s -C "$FORKLINGS_ROOT" room "DIR=$dir"
+    assert_status 0
+    assert_match '^Ada Lovelace +n/a +n/a +pass +12/30 +1/2$' "$(grep '^Ada ' <<<"$output")" "Ada's row"
+    assert_match "room table: $dir/room.html" "$output" "where the HTML went"
+    [ -s "$dir/room.html" ] || fail "no $dir/room.html"
+}
