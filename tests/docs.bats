@@ -5,6 +5,8 @@
 # file; every command a README or guide shows (`$ ...` in a code block) runs
 # as shown: it prints the output lines shown (numbers may differ), or, when
 # it shows none, it succeeds;
+# each README's Your task names the functions that hold its TODOs, every
+# call its hints name exists (tests/lib/tasks);
 # each Python twin under docs/python/ prints the same lines as its C
 # solution (as a multiset where the order is not promised), and, where the
 # tests ask, the same error lines, the same OUTPUT file, or the same end
@@ -43,6 +45,16 @@ markdown_files() {
         done < <(grep -oE '\]\([^)]+\)' "$FORKLINGS_ROOT/$md" | sed -E 's/^\]\(//; s/\)$//')
     done < <(markdown_files)
     [ ${#bad[@]} = 0 ] || fail "links that lead nowhere:" "${bad[@]}"
+}
+
+@test "each README's Your task names every function its TODOs sit in; every call a hint names exists" {
+    command -v python3 >/dev/null || skip "python3 is not installed: tests/lib/tasks is Python"
+    local d out bad=()
+    for d in "$FORKLINGS_ROOT"/lessons/[0-9][0-9]-*/; do
+        d=${d%/}
+        out=$("$FORKLINGS_ROOT/tests/lib/tasks" "$d" "$FORKLINGS_ROOT/solutions/${d##*/}") || bad+=("$out")
+    done
+    [ ${#bad[@]} = 0 ] || fail "README, TODOs and hints disagree:" "${bad[@]}"
 }
 
 @test "code quoted from a lesson matches the lesson's file" {
