@@ -656,18 +656,32 @@ program_has_ended(void)
            si.si_pid == child;
 }
 
-/* The pid of worker n: the n-th process the program forked and has not
- * reaped, in forkwatch's list (the order of their forks, while none has
- * ended); 0 when there is none. */
+/* The next process the program forked and has not reaped, from slot *i of
+ * forkwatch's list on (the order of their forks, while none has ended);
+ * 0 at the end of the list. Start with *i = 0. */
+static pid_t
+next_worker(const struct watch *w, int *i)
+{
+    while (w != NULL && *i < WATCH_SLOTS) {
+        pid_t pid = atomic_load(&w->pids[(*i)++]);
+
+        if (pid != 0)
+            return pid;
+    }
+    return 0;
+}
+
+/* The pid of worker n: the n-th process in forkwatch's list; 0 when there
+ * is none. */
 static pid_t
 nth_worker(const struct watch *w, int n)
 {
-    for (int i = 0; w != NULL && i < WATCH_SLOTS; i++) {
-        pid_t pid = atomic_load(&w->pids[i]);
+    int i = 0;
+    pid_t pid;
 
-        if (pid != 0 && n-- == 0)
+    while ((pid = next_worker(w, &i)) != 0)
+        if (n-- == 0)
             return pid;
-    }
     return 0;
 }
 
@@ -712,15 +726,12 @@ sleeps_in_task(pid_t pid)
 static int
 workers_in_tasks(const struct watch *w)
 {
-    int seen = 0;
+    int seen = 0, i = 0;
+    pid_t pid;
 
     if (w == NULL || atomic_load(&w->loaded) == 0)
         return 0;
-    for (int i = 0; i < WATCH_SLOTS; i++) {
-        pid_t pid = atomic_load(&w->pids[i]);
-
-        if (pid == 0)
-            continue;
+    while ((pid = next_worker(w, &i)) != 0) {
         if (!sleeps_in_task(pid))
             return 0;
         seen++;
@@ -735,12 +746,10 @@ static int
 a_worker_is_stopped(const struct watch *w)
 {
     char path[64], stat[512], *close_paren;
+    int i = 0;
+    pid_t pid;
 
-    for (int i = 0; w != NULL && i < WATCH_SLOTS; i++) {
-        pid_t pid = atomic_load(&w->pids[i]);
-
-        if (pid == 0)
-            continue;
+    while ((pid = next_worker(w, &i)) != 0) {
         snprintf(path, sizeof path, "/proc/%d/stat", pid);
         /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses */
         if (slurp(path, stat, sizeof stat) > 0 &&
