@@ -59,9 +59,14 @@ assert_report() {
     r_done=${BASH_REMATCH[3]} r_total=${BASH_REMATCH[4]}
     r_discarded=${BASH_REMATCH[5]} r_unsent=${BASH_REMATCH[6]}
     r_workers=${BASH_REMATCH[7]} r_killed=${BASH_REMATCH[9]:-}
+    local hint=()
+    [ "$why $how" = "$1 closed" ] && [ "$2" = terminated ] && hint=(
+        "hint: the map went on to its end after the signal, and the pool was joined:"
+        "      the signal did not wake the map's poll(). collect_results() must put"
+        "      the self-pipe (wake_pipe[0]) in its poll set.")
     [ "$why $how" = "$1 $2" ] ||
         fail "expected the report to say '$1: $2', it says:" "${stderr_lines[0]}" \
-            "$(reproduce)" || return 1
+            "${hint[@]}" "$(reproduce)" || return 1
     [ "$r_done" = ${#lines[@]} ] ||
         fail "the report counts $r_done tasks done, but ${#lines[@]} results were printed:" \
             "${stderr_lines[0]}" "$(reproduce)" || return 1
@@ -76,7 +81,9 @@ assert_no_sigkill() {
     fail "expected every worker to end by SIGTERM alone, but $r_killed needed SIGKILL." \
         "hint: a worker keeps the parent's signal actions and mask after fork():" \
         "      worker_setup() must put SIGTERM back to SIG_DFL, or the worker" \
-        "      runs the parent's handler and carries on." "$(reproduce)"
+        "      runs the parent's handler and carries on. And reap_until() must" \
+        "      count only the workers still running: the rest get SIGKILL." \
+        "$(reproduce)"
 }
 
 # assert_faster_than MS WHAT [HINT...]: the run took less than MS
@@ -148,6 +155,12 @@ lesson_teardown() {
                 "      signal's default action, so nothing caught it. catch_signal() must" \
                 "      make on_stop_signal() its handler (and worker_setup() make the" \
                 "      workers ignore SIGINT: else they die of Ctrl-C too, unreaped)." >&2 ;;
+        130:* | 143:*)
+            [ "${g_unreaped:-0}" -gt 0 ] 2>/dev/null || [ "${g_survivors:-0}" -gt 0 ] 2>/dev/null &&
+                printf '%s\n' "hint: the stop was reported, but workers were left behind: after a" \
+                    "      signal the program calls pool_terminate(), which must end every" \
+                    "      worker (SIGTERM, the grace period with reap_until(), SIGKILL) and" \
+                    "      reap each one before it returns." >&2 ;;
         esac
         return 0
     fi

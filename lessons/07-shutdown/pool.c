@@ -922,19 +922,19 @@ collect_results(struct pool *p, long long *out, struct pool_error *err)
         return report("no worker holds a chunk, yet results are missing");
     *wake = (struct pollfd){.fd = -1, .events = POLLIN};    /* -1: skipped */
     /* TODO(07): let a stop signal wake this wait: the self-pipe goes into
-     * the poll set, beside the result pipes. A stop noted already needs no
-     * wait at all (its byte may be gone, read by an earlier wait): then
-     * return POOL_INTERRUPTED, and do that test last thing before poll, so
-     * that a signal after it still leaves its byte for poll to see. */
+     * the poll set, beside the result pipes (the code after poll stops the
+     * map when its byte is there). A stop noted already needs no wait (its
+     * byte may be gone, read by an earlier wait): return POOL_INTERRUPTED.
+     * Test that last thing before poll: a signal after the test still
+     * leaves its byte for poll to find. */
     while ((ready = poll(p->pfds, (nfds_t)p->nworkers + 1,
                          poll_timeout(p))) == -1)
         if (errno != EINTR)     /* EINTR: the handler ran; the pipe says so */
             return report_errno("poll");
-    /* TODO(07): when the self-pipe woke poll, the map stops here, before
-     * it reads any result: empty the pipe, so that the next wait does not
-     * wake for this same signal, and return POOL_INTERRUPTED. The caller
-     * decides what comes next. */
-    (void)drain_wake_pipe;      /* delete this line when done */
+    if (wake->revents != 0) {
+        drain_wake_pipe();
+        return POOL_INTERRUPTED;
+    }
     if (ready == 0)             /* a deadline passed */
         return expire_late_task(p, err);
     for (long w = 0; w < p->nworkers; w++) {
