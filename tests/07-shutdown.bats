@@ -36,9 +36,10 @@ assert_results() {
 assert_report() {
     if [ ${#stderr_lines[@]} = 0 ]; then
         fail "expected one line on stderr that reports the tasks done, got none." \
-            "hint: the program must notice the stop: does on_stop_signal() write a" \
-            "      byte to the self-pipe, and does collect_results() poll it and" \
-            "      return POOL_INTERRUPTED?" "$(reproduce)"
+            "hint: the program must notice the stop: is on_stop_signal() the handler" \
+            "      (catch_signal()), does it write a byte to the self-pipe, and does" \
+            "      collect_results() poll that pipe and return POOL_INTERRUPTED?" \
+            "$(reproduce)"
         return 1
     fi
     if [ ${#stderr_lines[@]} != 1 ]; then
@@ -58,9 +59,14 @@ assert_report() {
     r_done=${BASH_REMATCH[3]} r_total=${BASH_REMATCH[4]}
     r_discarded=${BASH_REMATCH[5]} r_unsent=${BASH_REMATCH[6]}
     r_workers=${BASH_REMATCH[7]} r_killed=${BASH_REMATCH[9]:-}
+    local hint=()
+    [ "$why $how" = "$1 closed" ] && [ "$2" = terminated ] && hint=(
+        "hint: the map went on to its end after the signal, and the pool was joined:"
+        "      the signal did not wake the map's poll(). collect_results() must put"
+        "      the self-pipe (wake_pipe[0]) in its poll set.")
     [ "$why $how" = "$1 $2" ] ||
         fail "expected the report to say '$1: $2', it says:" "${stderr_lines[0]}" \
-            "$(reproduce)" || return 1
+            "${hint[@]}" "$(reproduce)" || return 1
     [ "$r_done" = ${#lines[@]} ] ||
         fail "the report counts $r_done tasks done, but ${#lines[@]} results were printed:" \
             "${stderr_lines[0]}" "$(reproduce)" || return 1
@@ -75,7 +81,9 @@ assert_no_sigkill() {
     fail "expected every worker to end by SIGTERM alone, but $r_killed needed SIGKILL." \
         "hint: a worker keeps the parent's signal actions and mask after fork():" \
         "      worker_setup() must put SIGTERM back to SIG_DFL, or the worker" \
-        "      runs the parent's handler and carries on." "$(reproduce)"
+        "      runs the parent's handler and carries on. And reap_until() must" \
+        "      count only the workers still running: the rest get SIGKILL." \
+        "$(reproduce)"
 }
 
 # assert_faster_than MS WHAT [HINT...]: the run took less than MS
@@ -125,7 +133,7 @@ assert_stopped() {
         "hint: the signal changed nothing: the run went on to its end. The"
         "      handler on_stop_signal() must set stop_signal and write a byte to"
         "      the self-pipe; collect_results() must poll the self-pipe and return"
-        "      POOL_INTERRUPTED; main() then ends by that signal.")
+        "      POOL_INTERRUPTED; main() (given) then ends by that signal.")
     fail "expected exit status $((128 + $1)) (128 + signal $1), got $status" \
         "stderr was: $(show_stderr)" "${hint[@]}" "$(reproduce)"
 }
@@ -133,22 +141,39 @@ assert_stopped() {
 # What a test that stops the program with a signal sets, for teardown.
 STOP_TEST=""
 
-# After a failed test that hit the deadline: what the parent was waiting
-# for says which TODO is likely at fault. Only for tests that send a stop
-# signal ($STOP_TEST); other tests give their own hint.
+# After a failed test that sends a stop signal ($STOP_TEST; other tests
+# give their own hint): a program that died of the signal with nothing on
+# stderr never caught it; one that hit the deadline was waiting for
+# something, which says which TODO is likely at fault.
 lesson_teardown() {
     [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
-    [ "${g_timeout:-0}" = 1 ] && [ -n "$STOP_TEST" ] || return 0
+    [ -n "$STOP_TEST" ] || return 0
+    if [ "${g_timeout:-0}" != 1 ]; then
+        case ${status:-}:${stderr:-} in
+        130: | 143:)
+            printf '%s\n' "hint: the program died of the signal at once, before any report: the" \
+                "      signal's default action, so nothing caught it. catch_signal() must" \
+                "      make on_stop_signal() its handler (and worker_setup() make the" \
+                "      workers ignore SIGINT: else they die of Ctrl-C too, unreaped)." >&2 ;;
+        130:* | 143:*)
+            [ "${g_unreaped:-0}" -gt 0 ] 2>/dev/null || [ "${g_survivors:-0}" -gt 0 ] 2>/dev/null &&
+                printf '%s\n' "hint: the stop was reported, but workers were left behind: after a" \
+                    "      signal the program calls pool_terminate(), which must end every" \
+                    "      worker (SIGTERM, the grace period with reap_until(), SIGKILL) and" \
+                    "      reap each one before it returns." >&2 ;;
+        esac
+        return 0
+    fi
     local parent=${g_stuck%% *}
     case $parent in
     *:poll* | *:*select*)
-        printf '%s\n' "hint: the parent still waits in poll(): a signal must wake it. Does" \
-            "      on_stop_signal() write to wake_pipe[1], and does collect_results()" \
-            "      watch wake_pipe[0]?" >&2 ;;
+        printf '%s\n' "hint: the parent still waits in poll(): a signal must wake it. Is" \
+            "      on_stop_signal() the handler (catch_signal()), does it write to" \
+            "      wake_pipe[1], and does collect_results() watch wake_pipe[0]?" >&2 ;;
     *:do_wait* | *:*wait_consider*)
         printf '%s\n' "hint: the parent waits for a worker that does not end. pool_terminate()" \
-            "      must give the workers p->grace_ms after SIGTERM, then SIGKILL the" \
-            "      rest; and worker_setup() must set SIGTERM back to SIG_DFL." >&2 ;;
+            "      must give the workers p->grace_ms after SIGTERM (reap_until()), then" \
+            "      SIGKILL the rest; and worker_setup() must set SIGTERM back to SIG_DFL." >&2 ;;
     esac
 }
 
@@ -218,8 +243,8 @@ lesson_teardown() {
         assert_stopped "$num"
         [ "$g_signal" = "$num" ] ||
             fail "expected the program to die of signal $num, it exited with status $status." \
-                "hint: after cleaning up, exit_like_signal() restores the default action" \
-                "      (SIG_DFL), unblocks the signal and raise()s it: exit(128 + sig)" \
+                "hint: after cleaning up, exit_like_signal() (given) restores the default" \
+                "      action (SIG_DFL), unblocks the signal and raise()s it: exit(128 + sig)" \
                 "      gives the same number, but a shell sees an exit, not a signal." \
                 "$(reproduce)"
     done
@@ -417,7 +442,7 @@ lesson_teardown() {
         -j 3 -n 6 -d "$ms"; then
         [ "$g_survivors" -gt 0 ] 2>/dev/null &&
             fail "hint: a busy worker sees its parent's death only when its task ends" \
-                "      (EPIPE): die_with_parent() (TODO 8), right after fork(), asks the" \
+                "      (EPIPE): die_with_parent() (given), right after fork(), asks the" \
                 "      kernel to send it SIGKILL when the parent dies (PR_SET_PDEATHSIG)."
         return 1
     fi

@@ -317,9 +317,12 @@ worker_main(int task_fd, int result_fd)
 static void
 on_stop_signal(int sig)
 {
-    /* TODO(07): save errno; set stop_signal to sig; write() sig, as one
-     * unsigned char, to wake_pipe[1] (non-blocking: when the pipe is full,
-     * poll() wakes up all the same, so ignore the result); restore errno. */
+    /* TODO(07): leave a trace of sig that the map cannot miss: note it in
+     * stop_signal, and put one byte (the signal number) into the self-pipe,
+     * so that a poll that has not even begun yet still wakes. Call only
+     * async-signal-safe functions (man 7 signal-safety); never block (a
+     * full pipe wakes poll all the same); and hand errno back as you found
+     * it: the code you interrupted may be about to read it. */
     (void)sig;                  /* delete this line when done */
 }
 
@@ -349,18 +352,15 @@ set_nonblocking(int fd)
 static int
 catch_signal(int sig, struct sigaction *old)
 {
-    struct sigaction sa;
-
-    if (sigaction(sig, NULL, old) == -1)
-        return report_errno("sigaction");
-    if (old->sa_handler == SIG_IGN)
-        return 0;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;   /* read(), write(), waitpid() carry on */
-    if (sigaction(sig, &sa, NULL) == -1)
-        return report_errno("sigaction");
+    /* TODO(07): from here on, sig runs on_stop_signal in this process, and
+     * *old holds the action it replaced (pool_release puts it back). A
+     * signal found ignored stays ignored, *old filled in all the same. The
+     * reads, writes and waits the handler interrupts must carry on by
+     * themselves, never fail with EINTR; poll is never restarted (man 7
+     * signal), and collect_results is ready for that. */
+    (void)sig;                  /* delete these lines when done */
+    (void)old;
+    (void)on_stop_signal;
     return 0;
 }
 
@@ -423,11 +423,12 @@ close_wake_pipe(void)
 static void
 worker_setup(void)
 {
-    /* TODO(07): with sigaction(), set SIGINT to SIG_IGN and SIGTERM to
-     * SIG_DFL; close_wake_pipe(); open("/dev/null", O_RDONLY), dup2() it
-     * onto STDIN_FILENO and close the descriptor open() gave (unless it is
-     * already 0). On any failure, die_child() with the call's name. */
-    (void)close_wake_pipe;      /* delete this line when done */
+    /* TODO(07): make the new worker what the comment above says, whatever
+     * it inherited from the parent: SIGINT ignored, SIGTERM back to its
+     * default action (death), no descriptor of the self-pipe, and
+     * descriptor 0 reading /dev/null, with no spare descriptor left open.
+     * A worker that cannot get there must not run tasks: any failure ends
+     * it with die_child(), naming the call that failed. */
 }
 
 /* ---- starting and stopping -------------------------------------------- */
@@ -447,12 +448,14 @@ worker_setup(void)
 static void
 die_with_parent(pid_t parent)
 {
-    /* TODO(07): on Linux (#ifdef __linux__), have the kernel send this
-     * worker SIGKILL when its parent dies (prctl(2), PR_SET_PDEATHSIG);
-     * die_child() if that fails. A parent that died before that call
-     * sends nothing: then the worker already has another parent than
-     * `parent`, and must _exit() at once. Elsewhere: nothing to do. */
-    (void)parent;               /* delete this line when done */
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+        die_child("prctl");
+    if (getppid() != parent)
+        _exit(1);               /* the parent died before the prctl() */
+#else
+    (void)parent;               /* the pipes tell, a task later */
+#endif
 }
 
 /*
@@ -602,9 +605,12 @@ worker_failed(pid_t pid, int status)
 void
 pool_close(struct pool *p)
 {
-    /* TODO(07): close the task_fd of every worker where it is not -1
-     * (report_errno("close") if that fails) and set it to -1; leave the
-     * result pipes open. Then set p->closed to 1. */
+    /* TODO(07): Python's close: no new tasks, yet the tasks handed out
+     * still finish and their results still come back. So give each worker
+     * end-of-file on its task pipe, and nothing more: its result pipe stays
+     * open. Mark each end closed (nothing may close it twice) and the pool
+     * closed (the map sends nothing more). A failed close is reported on
+     * stderr; it is no reason to stop. */
     (void)p;                    /* delete this line when done */
 }
 
@@ -673,53 +679,29 @@ ended_as_told(int status)
 static long
 reap_until(struct pool *p, double until_ms)
 {
-    for (;;) {
-        long left = 0;
-
-        for (long w = 0; w < p->nworkers; w++) {
-            struct worker *wk = &p->workers[w];
-            int status;
-            pid_t got;
-
-            if (wk->pid == -1)
-                continue;
-            got = waitpid(wk->pid, &status, WNOHANG);
-            if (got == 0 || (got == -1 && errno == EINTR)) {
-                left++;         /* still running */
-                continue;
-            }
-            if (got == -1)
-                report_errno("waitpid");
-            else if (!ended_as_told(status))
-                worker_failed(wk->pid, status);
-            wk->pid = -1;       /* reaped: never signal that pid again */
-        }
-        if (left == 0 || now_ms() >= until_ms)
-            return left;
-        nanosleep(&(struct timespec){0, REAP_TICK_MS * 1000000L}, NULL);
-    }
+    /* TODO(07): the wait with a deadline that terminate needs. Each look
+     * reaps, without ever blocking, every worker that has ended, and marks
+     * it reaped (its pid may be reused: it must never be signalled again).
+     * Return as soon as none is left, so that no grace period is waited out
+     * for nothing; at until_ms, whatever is left. A worker still running,
+     * or a look a signal interrupted, counts as left. */
+    (void)until_ms;             /* delete these lines when done */
+    (void)ended_as_told;
+    return p->nworkers;         /* as if no worker had ended */
 }
 
 void
 pool_terminate(struct pool *p)
 {
-    int status;
-
-    signal_workers(p, SIGTERM);     /* all at once: none waits for another */
-    signal_workers(p, SIGCONT);     /* a stopped worker holds SIGTERM
-                                     * pending until it is continued */
-    if (close_pipes(p, p->nworkers) == -1)  /* and EOF, for a worker that */
-        report_errno("close");              /* catches SIGTERM */
-    p->closed = 1;
-    /* TODO(07): a worker that ignores SIGTERM is waited for forever below.
-     * Give the workers p->grace_ms first: if reap_until(p, now_ms() +
-     * p->grace_ms) says some are left, send them SIGKILL with
-     * signal_workers() and add the number it returns to p->killed. */
-    (void)reap_until;           /* delete this line when done */
-    for (long w = 0; w < p->nworkers; w++)  /* after SIGKILL, which cannot */
-        if (p->workers[w].pid != -1 &&      /* be caught or ignored, no */
-            reap(&p->workers[w], &status) == -1)    /* wait is long */
-            report_errno("waitpid");
+    /* TODO(07): stop every worker now, whatever it is doing, and reap each
+     * one: no orphan, no zombie, and no wait that may never end. Ask first,
+     * all at once, with SIGTERM (a stopped worker acts on it only once
+     * continued), and close the pool's pipe ends (end-of-file, for a worker
+     * that catches SIGTERM); allow p->grace_ms; then SIGKILL whoever is
+     * left, counted in p->killed. The pool is closed afterwards. */
+    (void)p;                    /* delete these lines when done */
+    (void)signal_workers;
+    (void)reap_until;
 }
 
 void
@@ -939,15 +921,20 @@ collect_results(struct pool *p, long long *out, struct pool_error *err)
     if (busy == 0)              /* poll() would wait for a signal only */
         return report("no worker holds a chunk, yet results are missing");
     *wake = (struct pollfd){.fd = -1, .events = POLLIN};    /* -1: skipped */
-    /* TODO(07): watch the self-pipe: set wake->fd to wake_pipe[0]. Then,
-     * before poll(), return POOL_INTERRUPTED if stop_signal is set. */
+    /* TODO(07): let a stop signal wake this wait: the self-pipe goes into
+     * the poll set, beside the result pipes (the code after poll stops the
+     * map when its byte is there). A stop noted already needs no wait (its
+     * byte may be gone, read by an earlier wait): return POOL_INTERRUPTED.
+     * Test that last thing before poll: a signal after the test still
+     * leaves its byte for poll to find. */
     while ((ready = poll(p->pfds, (nfds_t)p->nworkers + 1,
                          poll_timeout(p))) == -1)
         if (errno != EINTR)     /* EINTR: the handler ran; the pipe says so */
             return report_errno("poll");
-    /* TODO(07): when poll() set wake->revents, drain_wake_pipe() and return
-     * POOL_INTERRUPTED, before any result is read. */
-    (void)drain_wake_pipe;      /* delete this line when done */
+    if (wake->revents != 0) {
+        drain_wake_pipe();
+        return POOL_INTERRUPTED;
+    }
     if (ready == 0)             /* a deadline passed */
         return expire_late_task(p, err);
     for (long w = 0; w < p->nworkers; w++) {

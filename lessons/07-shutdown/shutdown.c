@@ -238,8 +238,10 @@ print_line(struct run *run, long x, long long y)
 {
     if (printf("sqr(%ld) = %lld\n", x, y) >= 0 && fflush(stdout) != EOF)
         return 0;
-    /* TODO(07): if errno is EPIPE, stdout's reader has left: set
-     * run->reader_gone and return -1, quietly (no message). */
+    if (errno == EPIPE) {       /* SIGPIPE is ignored while the pool runs */
+        run->reader_gone = 1;
+        return -1;
+    }
     run->write_failed = report_errno("stdout");   /* a full disk, say */
     return -1;
 }
@@ -385,9 +387,18 @@ run_pool(const struct options *o, struct run *run)
 static _Noreturn void
 exit_like_signal(int sig)
 {
-    /* TODO(07): set sig's action back to SIG_DFL with sigaction(), unblock
-     * sig with sigprocmask(SIG_UNBLOCK, ...) (report_errno() on failure),
-     * then raise(sig): the program ends here, killed by sig. */
+    struct sigaction dfl;
+    sigset_t set;
+
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    if (sigaction(sig, &dfl, NULL) == -1 ||
+        sigprocmask(SIG_UNBLOCK, &set, NULL) == -1)
+        report_errno("sigaction");
+    raise(sig);
     _exit(128 + sig);           /* not reached, unless the signal failed */
 }
 
