@@ -17,8 +17,21 @@ greetings() {
     echo "$f"
 }
 
+# expect_workers: fail, saying where to look, when the run forked no worker
+# at all (the starter's start_workers() stub); the missing lines' own hint,
+# a flush before _exit(), would point at code that never ran.
+expect_workers() {
+    counts_are_exact || return 0
+    [ "$g_forks" -gt 0 ] && return 0
+    fail "expected greetings from the workers, but the parent forked none; stdout:" \
+        "${output:-(empty)}" "stderr:" "$(show_stderr)" \
+        "hint: start_workers() forks the pool (its TODO): no fork(), no worker," \
+        "      and worker_main() never runs." "$(reproduce)"
+}
+
 @test "prints each of the 100 greetings exactly once" {
     run_prog
+    expect_workers
     assert_lines_any_order "$(greetings 0 99)"
     assert_status 0
     assert_stderr_empty

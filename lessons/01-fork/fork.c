@@ -73,9 +73,11 @@ say_goodbye(void)
 static _Noreturn void
 child_main(int status)
 {
-    /* TODO(01): print "child PID: my parent is PPID\n" with getpid() and
-     * getppid() (cast each to long, print with %ld), flush stdout with
-     * fflush(stdout), then leave with _exit(status). */
+    /* TODO(01): this is the child, a copy of the parent. Print the line
+     * "child PID: my parent is PPID" (its own pid, then its parent's), then
+     * end the child with _exit(status): it must never return into the
+     * parent's code, nor run the parent's atexit() handlers (exit() would).
+     * _exit() writes out no stdio buffer: the line must be out before it. */
     (void)status;
     _exit(0);
 }
@@ -89,9 +91,11 @@ spawn_child(int status, int buggy)
 {
     pid_t pid = 0;
 
-    /* TODO(01): unless buggy, fflush(NULL). Then switch (pid = fork()):
-     * case -1: die("fork"); case 0 (the child): child_main(status), which
-     * never returns; default (the parent): return pid. */
+    /* TODO(01): make the child with fork(). Both processes run on from
+     * that line: the child goes into child_main(), which never comes back;
+     * the parent returns the child's pid. No child made is an error to
+     * report. Unless `buggy`, no stdio buffer may hold unwritten text at
+     * the fork: the child would get a copy of it and print it again. */
     (void)status;
     (void)buggy;
     (void)child_main;           /* delete these three lines when done */
@@ -104,8 +108,11 @@ reap_child(pid_t pid)
 {
     int status = 0;
 
-    /* TODO(01): waitpid(pid, &status, 0) until it succeeds: when it returns
-     * -1 with errno EINTR, call it again; on any other error die("waitpid"). */
+    /* TODO(01): wait with waitpid() until this child has ended, and leave
+     * how it ended in `status`. An ended child nobody waited for is a
+     * zombie: the kernel keeps it, and its status, for the parent to
+     * collect. A signal that cuts the wait short is no error (wait again);
+     * any other failure is: report it. */
     (void)die;                  /* delete this line when done */
     if (WIFEXITED(status))
         printf("parent %ld: child %ld exited with status %d\n",

@@ -210,8 +210,11 @@ static _Noreturn void
 worker_main(long w, const struct options *o)
 {
     die_with_parent(parent_pid);
-    /* TODO(02): call fx(o->start + i, o) for every task position i from w
-     * up to o->tasks, in steps of o->workers; then leave with _exit(0). */
+    /* TODO(02): run fx() on every task of this worker's share, as the
+     * contract above says (position i is task number o->start + i), so that
+     * the workers together run each task exactly once. Then leave with
+     * _exit(0): a worker that returned would go on round the parent's fork
+     * loop and fork workers of its own. */
     (void)w;
     (void)o;
     (void)fx;                   /* delete these three lines when done */
@@ -228,10 +231,12 @@ start_workers(const struct options *o)
 {
     long started = 0;
 
-    /* TODO(02): for each worker w from 0 to o->workers - 1: fflush(NULL),
-     * then fork() in a three-way switch: -1: return started at once (errno
-     * says why; main() reports it); 0 (the child): worker_main(w, o), which
-     * never returns; default (the parent): count the worker in started. */
+    /* TODO(02): fork the o->workers workers, all of them before any is
+     * waited for, so that they run at the same time. Child number w (from 0)
+     * runs worker_main() as worker w and never comes back here; the parent
+     * counts it in `started`. If a fork fails, return at once: errno
+     * still says why, for main() to report. As in lesson 01, no stdio buffer
+     * may hold unwritten text at a fork. */
     (void)o;
     (void)worker_main;          /* delete these two lines when done */
     return started;
@@ -274,9 +279,11 @@ reap_workers(void)
 {
     int result = 0;
 
-    /* TODO(02): loop on wait(&status) until it returns -1; when errno is
-     * EINTR, wait again. Judge each child: result = judge_worker(pid,
-     * status, result). After the loop errno must be ECHILD, else die("wait"). */
+    /* TODO(02): reap every child, in whatever order they end, and pass
+     * each one's pid and status to judge_worker(), keeping the result it
+     * returns. A child not reaped stays a zombie for as long as the parent
+     * runs. Only "no child left" (ECHILD) ends the waiting normally; a
+     * signal that cuts a wait() short is no error; any other is fatal. */
     (void)judge_worker;         /* delete these two lines when done */
     (void)die;
     return result;
