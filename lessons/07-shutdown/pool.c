@@ -684,7 +684,8 @@ reap_until(struct pool *p, double until_ms)
      * it reaped (its pid may be reused: it must never be signalled again).
      * Return as soon as none is left, so that no grace period is waited out
      * for nothing; at until_ms, whatever is left. A worker still running,
-     * or a look a signal interrupted, counts as left. */
+     * or a look a signal interrupted, counts as left; a look that fails
+     * otherwise is reported, and that worker marked reaped. */
     (void)until_ms;             /* delete these lines when done */
     (void)ended_as_told;
     return p->nworkers;         /* as if no worker had ended */
@@ -698,7 +699,8 @@ pool_terminate(struct pool *p)
      * all at once, with SIGTERM (a stopped worker acts on it only once
      * continued), and close the pool's pipe ends (end-of-file, for a worker
      * that catches SIGTERM); allow p->grace_ms; then SIGKILL whoever is
-     * left, counted in p->killed. The pool is closed afterwards. */
+     * left, added to p->killed (terminate may run more than once), and wait
+     * for those: nothing can catch SIGKILL. The pool is closed afterwards. */
     (void)p;                    /* delete these lines when done */
     (void)signal_workers;
     (void)reap_until;
