@@ -381,11 +381,12 @@ pool_join(struct pool *p)
 void
 pool_terminate(struct pool *p)
 {
-    /* TODO(05): stop every worker not yet reaped now, busy, stopped or
-     * idle, and reap each, without waiting for one to die before the next
-     * is told to; never signal a worker already reaped (its pid may belong
-     * to another process now). A failing call is reported and the rest
-     * goes on: a way out on an error must not stop halfway. */
+    /* TODO(05): stop now every worker not yet reaped (busy, stopped or
+     * idle), close the pool's pipes, and reap each worker, without waiting
+     * for one to die before the next is told to; never signal a worker
+     * already reaped (its pid may belong to another process now). A failing
+     * call is reported and the rest goes on: this way out must not stop
+     * halfway. */
     (void)p;
 }
 
