@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Lesson 06 errors: a failed task reaches the caller as an error that names
 # it, promptly, and no process is left: never a hang.
-# The starter fails: "a worker killed by SIGSEGV is reported with the task, its pid and the signal"
+# The starter fails: "maps Instance over 0..N-1 and prints the list when nothing fails"
 
 # shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
 load lib/harness
@@ -65,6 +65,9 @@ DEATH_HINT="hint: when a busy worker's result pipe gives end-of-file, the worker
       WIFSIGNALED() and WTERMSIG(), or WEXITSTATUS()."
 
 @test "maps Instance over 0..N-1 and prints the list when nothing fails" {
+    HINT="hint: collect_results() is where every result comes back: it waits (poll())
+      on the result pipes of the busy workers and receives from each one that
+      is ready. The starter's stub fails every map that has an item."
     run_errors -j 3 10
     assert_status 0
     assert_stderr_empty

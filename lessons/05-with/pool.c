@@ -381,21 +381,23 @@ pool_join(struct pool *p)
 void
 pool_terminate(struct pool *p)
 {
-    /* TODO(05): first kill() every worker whose pid is not -1 with SIGTERM
-     * and then SIGCONT (a stopped worker acts on SIGTERM only once
-     * continued), all at once; then close_pipes(p, p->nworkers); then
-     * reap() each worker whose pid is not -1. Report a failing call with
-     * report_errno() and go on: a way out on an error must not stop halfway. */
+    /* TODO(05): stop now every worker not yet reaped (busy, stopped or
+     * idle), close the pool's pipes, and reap each worker, without waiting
+     * for one to die before the next is told to; never signal a worker
+     * already reaped (its pid may belong to another process now). A failing
+     * call is reported and the rest goes on: this way out must not stop
+     * halfway. */
     (void)p;
 }
 
 void
 pool_release(struct pool *p)
 {
-    /* TODO(05): nothing to do when p->owner is 0. If p->owner is getpid():
-     * pool_terminate() and restore SIGPIPE from p->old_sigpipe; else (a
-     * forked child) close_pipes() only. Then free the three buffers and set
-     * *p to POOL_INIT, so that a second call does nothing. */
+    /* TODO(05): the destructor, as pool.h says: a pool that holds nothing
+     * is left alone; the process that started it ends the workers still
+     * running and gives SIGPIPE back its old action; a forked child only
+     * drops its own copies and never touches the parent's workers. Either
+     * way the memory is freed and *p holds nothing (POOL_INIT) after. */
     (void)p;
 }
 

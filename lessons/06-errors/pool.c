@@ -254,10 +254,11 @@ apply_task(struct record *rec)
         } else {
             y = functor_call(f, rec->values[i]);
         }
-        /* TODO(06): if the function called pool_task_error() (task_failed
-         * is set), make this a failed result: rec->failed = the item's index
-         * in the whole input (rec->first + i), rec->reason = a copy of
-         * task_reason (memcpy); and return: the items after it are not run. */
+        /* TODO(06): a function that failed (it said so through the
+         * worker's task_failed and task_reason) ends the task here: the
+         * record goes back as a failed result that names this item by its
+         * index in the whole input and carries the reason, and no later
+         * item of the task is run. */
         rec->values[i] = y;
     }
 }
@@ -537,10 +538,11 @@ send_chunk(struct pool *p, struct worker *w, const struct job *job,
 static int
 worker_died(struct worker *w, struct pool_error *err)
 {
-    /* TODO(06): reap() w (it has died, or is dying: waitpid() waits for it);
-     * then *err = the task w->first, the pid, and POOL_KILLED with
-     * WTERMSIG(status) if WIFSIGNALED(status), else POOL_EXITED with
-     * WEXITSTATUS(status). Save w->pid first: reap() sets it to -1. */
+    /* TODO(06): the worker is dead or dying (its result pipe ended before
+     * the result): wait for it, which cannot hang now, and say in *err
+     * which task it held, which pid it had, and how it ended: killed by
+     * which signal, or exited with which status (even 0: no result came).
+     * A wait that fails leaves *err as it is, a broken pool. */
     (void)err;                  /* stays POOL_BROKEN: the message says all */
     return report("worker %ld died", (long)w->pid);
 }
@@ -567,9 +569,10 @@ receive_result(struct worker *w, long long *out, struct pool_error *err)
     if (got != (ssize_t)sizeof head || head.first != w->first ||
         head.count != w->count)
         return report("worker %ld sent a broken result record", (long)w->pid);
-    /* TODO(06): when head.failed >= 0, the function reported an error: fill
-     * in *err (kind POOL_FAILED, task head.failed, pid w->pid, reason a copy
-     * of head.reason, its last byte set to '\0' in case) and return -1. */
+    /* TODO(06): a record that says its task failed carries no values:
+     * make it the caller's error (a failed task: which one, the worker,
+     * the reason) and return -1. The reason came through a pipe: never
+     * trust it to end within its array. */
     if (readn(w->result_fd, out + head.first, size) != (ssize_t)size)
         return report("worker %ld's result record was cut short",
                       (long)w->pid);
@@ -584,9 +587,11 @@ receive_result(struct worker *w, long long *out, struct pool_error *err)
 static int
 poll_timeout(const struct pool *p)
 {
-    /* TODO(06): -1 when p->timeout_ms is 0; else the least time left, in
-     * whole ms rounded up (never below 0), over the busy workers (count > 0)
-     * of wk->sent_ms + p->timeout_ms - now_ms(); -1 if no worker is busy. */
+    /* TODO(06): the wait must end by the earliest deadline among the busy
+     * workers' tasks (each counted from when the task was sent), and never
+     * a moment before it: round up, and a deadline already past is no
+     * wait at all. With no deadline set, or no worker busy, there is no
+     * limit. */
     (void)p;
     return -1;
 }
@@ -608,10 +613,12 @@ comes_first(const struct pool_error *a, const struct pool_error *b)
 static int
 expire_late_task(struct pool *p, struct pool_error *err)
 {
-    /* TODO(06): find the busy worker whose task has run longest; if it has
-     * run p->timeout_ms or more: fill in *err (POOL_TIMED_OUT, its task and
-     * pid, code p->timeout_ms), kill() it with SIGKILL, reap() it, and
-     * return -1. Return 0 when no task is late yet. */
+    /* TODO(06): the wait ended with nothing ready. A busy worker whose task
+     * has run the whole deadline (the longest-running one) is slow, not
+     * dead, and may never end: describe it in *err (a timeout: its task,
+     * its pid, the deadline), end it in a way it cannot catch, block or
+     * ignore, and reap it. No task late yet: return 0, and the map waits
+     * again. */
     (void)p;
     (void)err;
     return 0;
@@ -626,34 +633,20 @@ expire_late_task(struct pool *p, struct pool_error *err)
 static long
 collect_results(struct pool *p, long long *out, struct pool_error *err)
 {
-    long busy = 0, items = 0, got;
-    int ready, failed = 0;
-    struct pool_error e;
-
-    for (long w = 0; w < p->nworkers; w++) {
-        struct worker *wk = &p->workers[w];
-
-        p->pfds[w].fd = wk->count > 0 ? wk->result_fd : -1; /* -1: skipped */
-        p->pfds[w].events = POLLIN;
-        busy += wk->count > 0;
-    }
+    /* TODO(06): tell a slow worker from a dead one, and never wait for
+     * ever: wait on the busy workers' result pipes no longer than the
+     * earliest deadline (nothing ready then: a task is late). Receive from
+     * every worker whose pipe is ready; a dead worker's pipe may report a
+     * hang-up and nothing to read, and it is ready too. Of the failures of
+     * one round keep the one that comes first. No busy worker: an error. */
+    (void)p;
+    (void)out;
+    (void)receive_result;       /* the stub's: the code you write calls these */
+    (void)poll_timeout;
+    (void)comes_first;
+    (void)expire_late_task;
     err->kind = POOL_BROKEN;
-    if (busy == 0)              /* poll() would wait for ever */
-        return report("no worker holds a chunk, yet results are missing");
-    while ((ready = poll(p->pfds, (nfds_t)p->nworkers, poll_timeout(p))) == -1)
-        if (errno != EINTR)
-            return report_errno("poll");
-    if (ready == 0)             /* a deadline passed */
-        return expire_late_task(p, err);
-    for (long w = 0; w < p->nworkers; w++) {
-        if (p->pfds[w].revents == 0)
-            continue;           /* POLLIN; or POLLHUP: the worker is gone */
-        if ((got = receive_result(&p->workers[w], out, &e)) != -1)
-            items += got;
-        else if (!failed++ || comes_first(&e, err))
-            *err = e;
-    }
-    return failed ? -1 : items;
+    return report("no result can arrive: collect_results is a stub (TODO 06)");
 }
 
 /* Stop every worker and mark the pool broken, after a failed map. Returns
