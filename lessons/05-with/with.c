@@ -387,8 +387,9 @@ output_commit(struct output *out)
 {
     /* TODO(05): OUTPUT appears whole or not at all: every byte reaches the
      * disk and the stream is closed, each failure seen, before the one step
-     * that puts the file in OUTPUT's place. On a failure, one message (the
-     * last step's: "rename TMP to OUTPUT: REASON") and -1, with *out left so
+     * that puts the file in OUTPUT's place. A failed step says so in one
+     * message of its own (the last one's: "rename TMP to OUTPUT: REASON")
+     * and returns -1, with *out left so
      * that output_discard still removes the file and never closes the
      * stream a second time. Once renamed, there is nothing to remove. */
     (void)out;

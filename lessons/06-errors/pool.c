@@ -569,8 +569,9 @@ receive_result(struct worker *w, long long *out, struct pool_error *err)
     if (got != (ssize_t)sizeof head || head.first != w->first ||
         head.count != w->count)
         return report("worker %ld sent a broken result record", (long)w->pid);
-    /* TODO(06): a record that says its task failed carries no values:
-     * make it the caller's error (a failed task: which one, the worker,
+    /* TODO(06): a record that says its task failed ends the map, its
+     * values meaning nothing (leave them unread): make it the caller's
+     * error (a failed task: which one, the worker,
      * the reason) and return -1. The reason came through a pipe: never
      * trust it to end within its array. */
     if (readn(w->result_fd, out + head.first, size) != (ssize_t)size)
