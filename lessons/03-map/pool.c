@@ -487,7 +487,7 @@ collect_results(struct pool *p, long long *out)
      * workers are left out; with none busy the wait never ends: fail. A
      * signal may cut the wait short. Record the wait for make trace
      * (trace.h); for -v, count in p->early the results that overtake an
-     * earlier chunk. Return how many items came back. */
+     * earlier chunk (the helper above tells). Return the items that came. */
     (void)p;
     (void)out;
     (void)receive_result;

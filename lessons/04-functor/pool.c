@@ -389,7 +389,8 @@ send_chunk(struct pool *p, struct worker *w, const struct job *job,
            long first, long count)
 {
     /* TODO(04): make sure p->task has room for count items of this job
-     * (p->task_cap counts values; a starmap item is a whole tuple). */
+     * (p->task_cap counts values; a starmap item is a whole tuple: see the
+     * width macro at the top of the file). */
     /* TODO(04): encode the chunk as one task record in p->task: every byte
      * of the header set, padding too (no stray memory goes down a pipe);
      * the functor itself, by value (the worker was forked before it was
@@ -525,8 +526,9 @@ void
 pool_map(struct pool *p, const struct functor *f, const long long *xs,
          long n, long long *out)
 {
-    /* TODO(04): run lesson 03's loop over the n x values as one map job: its
-     * functor f, Python's default chunksize for n items on this pool. */
+    /* TODO(04): hand lesson 03's loop (run_job, given above) the n x values
+     * as one map job (struct job, at the top): its functor f, and Python's
+     * default chunksize for n items on this pool. */
     (void)p;
     (void)f;
     (void)xs;
