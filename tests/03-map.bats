@@ -52,6 +52,9 @@ lesson_teardown() {
     [ -z "${BATS_TEST_COMPLETED:-}" ] || return 0
     local hint=()
     case ${stderr:-} in
+    *"Function not implemented"*)
+        hint=("a stub still runs: the whole-read and whole-write helpers (readn()"
+            "and writen(), the first two TODOs) fail with ENOSYS until you write them.") ;;
     *"cut short"*)
         hint=("read() on a pipe may return fewer bytes than you asked for, long"
             "before end-of-file: readn() must loop until it has all n bytes.") ;;
@@ -66,6 +69,21 @@ lesson_teardown() {
         hint=("receive_result() must read the values and return how many it stored"
             "(head.count), or poll() reports the same record for ever.") ;;
     esac
+    if [ -z "${stderr:-}" ] && [[ ${output:-} =~ ^\[0(,\ 0)+\]$ ]]; then
+        hint=("no result was stored (every item is 0): pool_map() is still the"
+            "starter's stub, or its loop ends before any result has been received"
+            "into out. Write the TODOs in the order of the README's Your task.")
+    fi
+    local p main=""
+    for p in ${g_stuck:-}; do
+        [[ $p == "${g_pid:-x}":* ]] && main=$p
+    done
+    if [ "${g_timeout:-0}" = 1 ] && [[ $main =~ ^[0-9]+:[^:]*:(R:|[^:]*:0(:|$)) ]]; then
+        hint=("the parent was running, waiting for nothing, at the deadline: a loop"
+            "that makes no progress. Does send_chunk() return the items it sent,"
+            "collect_results() the items it received, and does pool_map() send"
+            "only to idle workers and stop once every result is in?")
+    fi
     if [ "${g_timeout:-0}" = 1 ] && [[ ${g_stuck:-} == *poll* ]]; then
         hint=("the parent waits in poll() for a result that never comes. Does the"
             "worker send every result back, and does receive_result() mark the"
@@ -368,8 +386,9 @@ trace_problems() {
 trace_fail() {
     fail "$@" "the trace ($trace):" "$(head -20 "$trace" 2>/dev/null)" \
         "to reproduce:  POOL_TRACE=/tmp/t $PROG_REL $trace_args; cat /tmp/t" \
-        "hint: the trace calls are given code in pool.c (read_task() and" \
-        "      collect_results()) and trace.c: restore them if you changed them."
+        "hint: read_task() and trace.c (given) write the task lines; the wait lines" \
+        "      come from collect_results(): trace_now() before its poll(), then" \
+        "      trace_wait(start, trace_now()) once poll() has returned."
 }
 
 @test "with POOL_TRACE, records one task line per chunk, the chunks covering 0..N-1 once" {

@@ -81,8 +81,22 @@ assert_seed_output() {
         hint="hint: the parent computes Instance(0) and Instance(1) itself, with no
       worker: look at multi(), functor_make() and functor_call()."
     else
-        hint="hint: Instance works in the parent, but the workers compute the list:
-      look at send_chunk() (the functor goes into the record) and apply_task()."
+        case ${stderr:-} in
+        *"no worker holds a chunk"*)
+            hint="hint: pool_map() runs lesson 03's loop, but no chunk went out: send_chunk()
+      must write the task record and note the chunk (w->first, w->count)." ;;
+        *"exited with status 0 before sending"*)
+            hint="hint: a worker left without answering: does read_task() return 1 for a
+      record, and does worker_main() loop, sending each result back whole?" ;;
+        *"killed by signal 11"*)
+            hint="hint: a worker called through a null function pointer: the functor did
+      not get into the task record (send_chunk()) or out of it (read_task())." ;;
+        *)
+            hint="hint: Instance works in the parent, but the workers compute the list: the
+      functor goes into the record (send_chunk()), comes out in the worker
+      (read_task()), is applied (apply_task()); an all-zero list with nothing
+      on stderr: pool_map() or pool_starmap() is still a stub." ;;
+        esac
     fi
     fail "expected stdout:" "$SEED_OUTPUT" "actual stdout:" "${output:-(empty)}" \
         "stderr was: $(show_stderr)" "$hint" "$(reproduce)"

@@ -114,16 +114,17 @@ die_child(const char *what)
 static ssize_t
 readn(int fd, void *buf, size_t n)
 {
-    size_t done = 0;
-
-    /* TODO(03): call read(fd, (char *)buf + done, n - done) until done == n:
-     * a pipe may give fewer bytes than asked. Stop at end-of-file (read()
-     * returns 0); read again when it fails with errno EINTR; return -1 on
-     * any other error. writen() below is the model. */
+    /* TODO(03): fill all n bytes of buf from fd, however the pipe splits
+     * them: a read may return fewer bytes than asked at any time, and a
+     * signal may interrupt it before any arrive (try again then). End-of-file
+     * before n bytes is no error: return the count read so far (0 if none),
+     * so the caller can tell "no more records" from "a record cut short".
+     * Any other error: -1, errno as the failed call left it. */
     (void)fd;
     (void)buf;
     (void)n;
-    return (ssize_t)done;
+    errno = ENOSYS;             /* a stub: "Function not implemented" */
+    return -1;
 }
 
 /*
@@ -133,19 +134,15 @@ readn(int fd, void *buf, size_t n)
 static ssize_t
 writen(int fd, const void *buf, size_t n)
 {
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t put = write(fd, (const char *)buf + done, n - done);
-
-        if (put == -1) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        done += (size_t)put;
-    }
-    return (ssize_t)n;
+    /* TODO(03): put all n bytes of buf into fd: a write to a pipe may take
+     * only part of them (a signal arriving mid-way), or be interrupted before
+     * taking any (try again then). Return n once every byte is written, or
+     * -1 on an error (EPIPE: no reader is left), errno as the call left it. */
+    (void)fd;
+    (void)buf;
+    (void)n;
+    errno = ENOSYS;             /* a stub: "Function not implemented" */
+    return -1;
 }
 
 /* ---- the worker ------------------------------------------------------- */
@@ -207,15 +204,16 @@ worker_main(int task_fd, int result_fd)
     struct record *rec = NULL;
     long cap = 0;
 
-    /* TODO(03): while read_task(task_fd, &rec, &cap) returns 1: replace each
-     * rec->values[i] by rec->fn(rec->values[i]), set rec->fn to NULL, and send
-     * the whole record back: writen(result_fd, rec, RECORD_SIZE(rec->count)),
-     * die_child("write result") if it returns -1. */
+    /* TODO(03): serve task records until there are no more (end-of-file:
+     * the parent closed the task pipe). Each result is the task's record
+     * with every value replaced by the record's function of it and no
+     * function (NULL), sent back whole in one piece: the parent reads a
+     * result only as a whole record. A result that cannot be written ends
+     * the worker with one line, the way a worker ends (see above). */
     (void)task_fd;
     (void)result_fd;
     (void)cap;
     (void)read_task;
-    (void)writen;
     free(rec);
     _exit(0);                   /* not exit(): see lesson 01 */
 }
@@ -403,14 +401,17 @@ send_chunk(struct pool *p, struct worker *w, long long (*fn)(long long),
     }
     /* fn means the same in every worker: fork() copied the program whole,
      * every function at the same address (lesson 04 says more). */
-    /* TODO(03): fill in p->task: fn, first, count, and the values
-     * xs[first .. first+count-1] (memcpy). Send it whole with writen() to
-     * w->task_fd, RECORD_SIZE(count) bytes; die("write task") on -1. Then
-     * note w's chunk in w->first and w->count, and add 1 to p->messages. */
+    /* TODO(03): send w one task record in p->task (it has room for count
+     * values): the function, where the chunk starts in the whole input, how
+     * many items, then the items themselves. A worker that cannot be
+     * written to has gone: end the program with one line. Then note what w
+     * now holds (its first item and count: a busy worker), and count the
+     * record in p->messages, for -v. Return how many items were sent. */
     (void)w;
     (void)fn;
     (void)xs;
     (void)first;
+    (void)writen;
     return 0;
 }
 
@@ -449,23 +450,15 @@ fail_lost_chunk(struct worker *w)
 static long
 receive_result(struct worker *w, long long *out)
 {
-    struct record head;
-    size_t size = (size_t)w->count * sizeof *out;
-    ssize_t got = readn(w->result_fd, &head, sizeof head);
-
-    if (got == -1)
-        die("read result");
-    if (got == 0)
-        fail_lost_chunk(w);     /* end-of-file: the worker has gone */
-    if (got != (ssize_t)sizeof head || head.first != w->first ||
-        head.count != w->count)
-        fail("worker %ld sent a broken result record", (long)w->pid);
-    /* TODO(03): readn() the values, size bytes, straight into their places,
-     * out + head.first; unless all came, fail("worker %ld's result record was
-     * cut short", (long)w->pid). Then mark w idle (w->count = 0) and return
-     * head.count. */
+    /* TODO(03): read w's whole result record and store its values at the
+     * index it names, out[first] onwards, whatever order records come in.
+     * End-of-file before the header: w has gone (the lost-chunk report
+     * above ends the program). A header that is not the chunk w holds, or
+     * values cut short: end the program with one line naming w. Then w is
+     * idle again. Return how many values were stored. */
+    (void)w;
     (void)out;
-    (void)size;
+    (void)fail_lost_chunk;
     return 0;
 }
 
@@ -489,42 +482,24 @@ overtakes(const struct pool *p, const struct worker *w)
 static long
 collect_results(struct pool *p, long long *out)
 {
-    long busy = 0, items = 0;
-    long long waited;
-
-    for (long w = 0; w < p->nworkers; w++) {
-        struct worker *wk = &p->workers[w];
-
-        p->pfds[w].fd = wk->count > 0 ? wk->result_fd : -1; /* -1: skipped */
-        p->pfds[w].events = POLLIN;
-        busy += wk->count > 0;
-    }
-    if (busy == 0)              /* poll() would wait for ever */
-        fail("no worker holds a chunk, yet results are missing");
-    waited = trace_now();
-    while (poll(p->pfds, (nfds_t)p->nworkers, -1) == -1)
-        if (errno != EINTR)
-            die("poll");
-    trace_wait(waited, trace_now());    /* for make trace; see trace.h */
-    for (long w = 0; w < p->nworkers; w++) {
-        long got;
-
-        if (p->pfds[w].revents == 0)
-            continue;           /* POLLIN; or POLLHUP: the worker is gone */
-        p->early += overtakes(p, &p->workers[w]);
-        got = receive_result(&p->workers[w], out);
-        if (got < 1)            /* else poll() reports the same record again */
-            fail("no result read from worker %ld", (long)p->workers[w].pid);
-        items += got;
-    }
-    return items;
+    /* TODO(03): sleep until a result from at least one busy worker, any of
+     * them, begins to arrive, then receive every result that has. Idle
+     * workers are left out; with none busy the wait never ends: fail. A
+     * signal may cut the wait short. Record the wait for make trace
+     * (trace.h); for -v, count in p->early the results that overtake an
+     * earlier chunk (the helper above tells). Return the items that came. */
+    (void)p;
+    (void)out;
+    (void)receive_result;
+    (void)overtakes;
+    return 0;
 }
 
 long
 default_chunksize(long n, long nworkers)
 {
-    /* TODO(03): Python's formula: 0 when n is 0, else ceil(n / (4 * nworkers))
-     * in whole numbers: (a + b - 1) / b is a / b rounded up. */
+    /* TODO(03): Python's rule: n / (4 * nworkers) rounded up, in whole
+     * numbers (no floating point), and 0 for an empty input. */
     (void)nworkers;
     return n > 0 ? 1 : 0;
 }
@@ -539,15 +514,17 @@ void
 pool_map(struct pool *p, long long (*fn)(long long), const long long *xs,
          long n, long long *out, long chunksize)
 {
-    long sent = 0, received = 0;
-
-    while (received < n) {
-        for (long w = 0; w < p->nworkers && sent < n; w++)
-            if (p->workers[w].count == 0) {     /* idle */
-                long count = n - sent < chunksize ? n - sent : chunksize;
-
-                sent += send_chunk(p, &p->workers[w], fn, xs, sent, count);
-            }
-        received += collect_results(p, out);
-    }
+    /* TODO(03): until every item's result is stored, give each idle worker
+     * the next chunk (chunksize items, fewer at the end), then collect what
+     * comes back. A worker never holds two chunks: while it blocks writing a
+     * result into a full pipe, a second task written to it could fill its
+     * task pipe too, and both sides would wait for ever. */
+    (void)p;
+    (void)fn;
+    (void)xs;
+    (void)n;
+    (void)out;
+    (void)chunksize;
+    (void)send_chunk;
+    (void)collect_results;
 }

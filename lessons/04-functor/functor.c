@@ -67,7 +67,7 @@ static struct functor instance = {multi, 0, 0};
 long long
 multi(long long x, long long y, long long z)
 {
-    /* TODO(04): return the seed's Multi: z * (x * z + y). */
+    /* TODO(04): the seed's Multi: z times (x times z, plus y). */
     (void)x;
     (void)y;
     (void)z;
@@ -78,8 +78,8 @@ struct functor
 functor_make(long long (*fn)(long long, long long, long long),
              long long y, long long z)
 {
-    /* TODO(04): return a struct functor holding fn, y and z, as the seed's
-     * Functor.__init__ keeps self.y and self.z. */
+    /* TODO(04): a functor that holds fn and the two bound values, by value,
+     * as Functor.__init__ keeps self.y and self.z. */
     (void)y;
     (void)z;
     return (struct functor){.fn = fn};
@@ -88,8 +88,8 @@ functor_make(long long (*fn)(long long, long long, long long),
 long long
 functor_call(const struct functor *f, long long x)
 {
-    /* TODO(04): call the function f holds with x and the bound arguments,
-     * as __call__ returns Multi(x, self.y, self.z). */
+    /* TODO(04): what __call__ does: the function f holds, given x first,
+     * then the values f bound. */
     (void)f;
     (void)x;
     return 0;
@@ -274,9 +274,8 @@ make_tuples(const struct options *o)
 
     if (args == NULL)
         die("calloc");
-    /* TODO(04): fill tuple i, args[i * STAR_WIDTH] onwards, with
-     * (o->xs[i], o->y, o->z) for each of the o->n X values: Python's
-     * [(x, y, z) for x in xs]. */
+    /* TODO(04): one tuple per X value, STAR_WIDTH values each, in order:
+     * (x, Y, Z), as Python's [(x, y, z) for x in xs]. */
     return args;
 }
 

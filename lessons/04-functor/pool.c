@@ -178,31 +178,16 @@ writen(int fd, const void *buf, size_t n)
 static int
 read_task(int fd, struct record **rec, long *cap)
 {
-    struct record head;
-    long nvalues;
-    ssize_t got;
-
-    errno = 0;
-    got = readn(fd, &head, sizeof head);
-    if (got == 0)
-        return 0;
-    if (got != (ssize_t)sizeof head || head.count < 1)
-        die_child("read task");
-    nvalues = head.count * ITEM_WIDTH(head.star);
-    if (nvalues > *cap) {
-        struct record *bigger = realloc(*rec, RECORD_SIZE(nvalues));
-
-        if (bigger == NULL)
-            die_child("realloc");
-        *rec = bigger;
-        *cap = nvalues;
-    }
-    **rec = head;
-    errno = 0;
-    got = readn(fd, (*rec)->values, (size_t)nvalues * sizeof(long long));
-    if (got != (ssize_t)((size_t)nvalues * sizeof(long long)))
-        die_child("read task");
-    return 1;
+    /* TODO(04): decode one task record into *rec: its fixed-size header
+     * first, which says how many items follow (one value each for map, a
+     * whole tuple each for starmap), then those values, right after the
+     * header, in a buffer grown to hold them. End-of-file before the first
+     * byte is the normal end (return 0); a record cut short, a count below
+     * 1 or a failed read is not: the worker ends with one line. */
+    (void)fd;
+    (void)rec;
+    (void)cap;
+    return 0;
 }
 
 /*
@@ -215,12 +200,13 @@ read_task(int fd, struct record **rec, long *cap)
 static void
 apply_task(struct record *rec)
 {
-    const struct functor *f = rec->ref != NULL ? rec->ref : &rec->f;
-
-    /* TODO(04): for each item i below rec->count, store in rec->values[i]:
-     * for starmap (rec->star) f->fn called with the tuple that starts at
-     * rec->values[i * STAR_WIDTH]; for map functor_call(f, rec->values[i]). */
-    (void)f;
+    /* TODO(04): replace each item by its result, in place: a map item is x,
+     * given to the record's functor; a starmap item is a tuple, all three
+     * of its values given to the functor's function (nothing bound). The
+     * functor is the copy inside the record, unless the record names one
+     * by its address (-b, the bug on purpose): then the one at that
+     * address, whatever this worker's memory holds there. */
+    (void)rec;
 }
 
 /*
@@ -234,11 +220,16 @@ worker_main(int task_fd, int result_fd)
     struct record *rec = NULL;
     long cap = 0;
 
-    while (read_task(task_fd, &rec, &cap) == 1) {
-        apply_task(rec);        /* a result record: first and count stay */
-        if (writen(result_fd, rec, RECORD_SIZE(rec->count)) == -1)
-            die_child("write result");
-    }
+    /* TODO(04): serve task records until there are no more: turn each into
+     * its result and send it back whole, as one record (first and count
+     * unchanged: the parent checks them). A result that cannot be written
+     * ends the worker with one line, the way a worker ends. */
+    (void)task_fd;
+    (void)result_fd;
+    (void)cap;
+    (void)read_task;
+    (void)apply_task;
+    (void)writen;
     free(rec);
     _exit(0);                   /* not exit(): see lesson 01 */
 }
@@ -397,36 +388,21 @@ static long
 send_chunk(struct pool *p, struct worker *w, const struct job *job,
            long first, long count)
 {
-    long width = ITEM_WIDTH(job->star);
-
-    if (count * width > p->task_cap) {
-        struct record *bigger = realloc(p->task, RECORD_SIZE(count * width));
-
-        if (bigger == NULL)
-            die("realloc");
-        p->task = bigger;
-        p->task_cap = count * width;
-    }
-    memset(p->task, 0, sizeof *p->task);  /* no stray bytes in the padding */
-    /* The worker was forked before this functor was made: its own memory
-     * holds no copy of it. So the functor travels inside the record, by
-     * value: its function pointer (valid in every worker, which runs the
-     * same program) and its bound arguments. */
-    /* TODO(04): copy the functor itself into the record: p->task->f gets
-     * *job->f, the whole struct, by value. */
-    p->task->f = (struct functor){.fn = NULL};
-    p->task->ref = p->by_pointer ? job->f : NULL;  /* -b: the bug on purpose */
-    p->task->star = job->star;
-    p->task->first = first;
-    p->task->count = count;
-    memcpy(p->task->values, job->items + first * width,
-           (size_t)(count * width) * sizeof(long long));
-    if (writen(w->task_fd, p->task, RECORD_SIZE(count * width)) == -1)
-        die("write task");      /* EPIPE: the worker has gone */
-    w->first = first;
-    w->count = count;
-    p->messages++;
-    return count;
+    /* TODO(04): make sure p->task has room for count items of this job
+     * (p->task_cap counts values; a starmap item is a whole tuple: see the
+     * width macro at the top of the file). */
+    /* TODO(04): encode the chunk as one task record in p->task: every byte
+     * of the header set, padding too (no stray memory goes down a pipe);
+     * the functor itself, by value (the worker was forked before it was
+     * made); with -b (p->by_pointer) its address as well. Send the record
+     * whole: a worker that cannot be written to has gone, end the program.
+     * Then note w's chunk and count the message; return count. */
+    (void)p;
+    (void)w;
+    (void)job;
+    (void)first;
+    (void)count;
+    return 0;
 }
 
 /*
@@ -550,10 +526,15 @@ void
 pool_map(struct pool *p, const struct functor *f, const long long *xs,
          long n, long long *out)
 {
-    struct job job = {.f = f, .star = 0, .items = xs, .n = n,
-                      .chunksize = default_chunksize(n, p->nworkers)};
-
-    run_job(p, &job, out);
+    /* TODO(04): hand lesson 03's loop (run_job, given above) the n x values
+     * as one map job (struct job, at the top): its functor f, and Python's
+     * default chunksize for n items on this pool. */
+    (void)p;
+    (void)f;
+    (void)xs;
+    (void)n;
+    (void)out;
+    (void)run_job;
 }
 
 void
@@ -561,11 +542,12 @@ pool_starmap(struct pool *p,
              long long (*fn)(long long, long long, long long),
              const long long *args, long n, long long *out)
 {
-    /* starmap's function takes all its arguments from the tuples: a functor
-     * with nothing bound (the bound slots go unused). */
-    struct functor bare = functor_make(fn, 0, 0);
-    struct job job = {.f = &bare, .star = 1, .items = args, .n = n,
-                      .chunksize = default_chunksize(n, p->nworkers)};
-
-    run_job(p, &job, out);
+    /* TODO(04): the same loop over n tuples as a starmap job. A job carries
+     * a functor: here one that holds fn and binds nothing, since each tuple
+     * brings all three arguments. */
+    (void)p;
+    (void)fn;
+    (void)args;
+    (void)n;
+    (void)out;
 }
