@@ -104,7 +104,7 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
     assert_status 0
     grep -q 'TODO(01)' "$COPY/lessons/01-fork/fork.c" || fail "lesson 01's starter was not restored"
     ! grep -q 'TODO(02)' "$COPY/lessons/02-hello-pool/hello-pool.c" || fail "reset L=01 touched lesson 02"
-    ls "$COPY"/build/backups/*/01-fork/fork.c >/dev/null || fail "the learner's file was not kept"
+    ls "$COPY"/.forklings/backups/*/01-fork/fork.c >/dev/null || fail "the learner's file was not kept"
 }
 
 @test "make reset-all restores every starter" {
@@ -168,13 +168,30 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
         fail "expected the input file kept under build/check/05, the line is:" "$line" || return 1
     [ -s "$COPY/build/check/05/1/work/in-1-10.txt" ] || fail "the input file it names is not there"
     # The starter leaves no OUTPUT: the test said so, and the line shows it.
+    # That the program ran, with the test's variables: its descriptor
+    # report (FORKLINGS_FD_REPORT, a path the line names) is written anew.
+    [[ $line == *FORKLINGS_FD_REPORT=build/check/05/1/fds* ]] ||
+        fail "expected the test's FORKLINGS_FD_REPORT in the line:" "$line" || return 1
+    rm -f "$COPY/build/check/05/1/fds"
     in_copy -- bash -c "$line"
     assert_status 0
     [ ! -e "$COPY/build/check/05/1/work/out.txt" ] ||
         fail "the reproduce line made an OUTPUT the checked run did not"
-    local made=("$COPY"/build/check/05/1/work/out.txt.*)
-    [ -e "${made[0]}" ] ||
-        fail "the reproduce line did not run the program on the kept files"
+    [ -s "$COPY/build/check/05/1/fds" ] ||
+        fail "the reproduce line did not run the program with the test's variables"
+}
+
+@test "a lesson passed out of order names the lesson after it as the next, not the first one open" {
+    solve 02-hello-pool
+    in_copy -- make --no-print-directory check L=02
+    [ "$status" = 0 ] || fail "lesson 02 solved does not pass:" "$output"
+    assert_match 'next: lesson 0[3-9]' "$output" "the next step, after 02 (01 is not passed)"
+    in_copy -- make --no-print-directory check L=01 TREE=solutions
+    assert_status 0
+    ! [[ $output == *"next: lesson"* ]] || fail "a check of the reference names a next lesson:" "$output"
+    # The tests after this one share the copy: 02 back as it was, unchecked.
+    git -C "$COPY" checkout -q -- lessons/02-hello-pool
+    rm -f "$COPY"/build/results/lessons/02-hello-pool.*
 }
 
 @test "a lesson that passed stays passed when a re-check of the same files fails; a change shows" {
@@ -235,7 +252,7 @@ json_get() {
         fail "expected 01 passed, 02 not attempted, 05 failed:" "$(json_get "$json" '[(l["lesson"], l["state"]) for l in d["lessons"]]')"
     local msg
     msg=$(json_get "$json" '[t["message"] for t in d["lessons"][1]["tests"] if t["state"] == "failed"][0]')
-    assert_match 'expected 100 lines' "$msg" "the failure's message in the JSON"
+    assert_match 'the parent forked none' "$msg" "the failure's message in the JSON"
     [ "$(json_get "$json" 'd["lessons"][1]["not_run"] + d["lessons"][1]["failed"] == d["lessons"][1]["total"]')" = True ] ||
         fail "a starter's tests are failed or not run, none passed"
     # JUnit: well-formed, times, a timestamp, skipped elements, real messages
@@ -245,7 +262,7 @@ json_get() {
     grep -q '<testsuite name="01-fork" tests="[0-9]*" failures="0" errors="0" skipped="0" time="[0-9.]*" timestamp="20' "$xml" ||
         fail "no time and timestamp on the suite:" "$(grep '<testsuite ' "$xml")"
     grep -q '<skipped message="not run: an earlier test failed"/>' "$xml" || fail "no skipped element"
-    grep -q '<failure message="stdout does not hold' "$xml" || fail "the failure's message is not in the XML"
+    grep -q '<failure message="expected greetings from the workers, but the parent forked none' "$xml" || fail "the failure's message is not in the XML"
     ! grep -q 'message="test failed"' "$xml" || fail "a failure says only 'test failed'"
     # make's table agrees with the report: the untouched starter is not
     # attempted, not failed

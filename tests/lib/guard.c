@@ -542,10 +542,47 @@ env_append(const char *name, const char *value, const char *sep)
         _exit(126);
 }
 
+/* Remove from the list in NAME (SEP between) every entry whose file name is
+ * base: a guard run inside another guard's program (a test of the
+ * learner's commands runs make check, which runs guards) watches its own
+ * program alone. The outer forkwatch, left in, would wrap fork() first and
+ * make the inner counts inexact; the program runs in a process group of
+ * its own, which the outer guard does not count anyway. */
+static void
+env_remove(const char *name, const char *base, char sep)
+{
+    const char *old = getenv(name);
+    char buf[4096], item[1024];
+    size_t used = 0;
+
+    if (old == NULL)
+        return;
+    buf[0] = '\0';
+    while (*old != '\0') {
+        size_t n = strcspn(old, (char[]){sep, '\0'});
+        const char *slash;
+
+        snprintf(item, sizeof item, "%.*s", (int)n, old);
+        slash = strrchr(item, '/');
+        if (n > 0 && strcmp(slash != NULL ? slash + 1 : item, base) != 0 &&
+            used + n + 2 < sizeof buf) {
+            used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s",
+                                     used > 0 ? (char[]){sep, '\0'} : "", item);
+        }
+        old += n;
+        if (*old == sep)
+            old++;
+    }
+    if (setenv(name, buf, 1) == -1)
+        _exit(126);
+}
+
 /* In the forked child: the -E variables, then forkwatch, if asked. */
 static void
 set_environment(const struct run *r, const struct options *o)
 {
+    const char *base;           /* forkwatch's file name */
+
     for (int i = 0; i < o->nenv; i++) {
         char name[256];
         const char *eq = strchr(o->env[i], '=');
@@ -560,9 +597,12 @@ set_environment(const struct run *r, const struct options *o)
         return;
     if (setenv("FORKLINGS_WATCH", r->watch_path, 1) == -1)
         _exit(126);
+    base = strrchr(o->shim, '/') != NULL ? strrchr(o->shim, '/') + 1 : o->shim;
 #ifdef __APPLE__
+    env_remove("DYLD_INSERT_LIBRARIES", base, ':');
     env_append("DYLD_INSERT_LIBRARIES", o->shim, ":");
 #else
+    env_remove("LD_PRELOAD", base, ' ');
     env_append("LD_PRELOAD", o->shim, " ");
     /* gcc's AddressSanitizer wants to be first: forkwatch only wraps
      * calls, which ASan's own wrappers then see as usual. */
