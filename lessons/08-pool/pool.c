@@ -65,6 +65,10 @@
  * of the next record are few to move to the front of the buffer. */
 #define READ_AHEAD 16384
 
+/* The parent reads a worker's results ahead by up to this much: one read()
+ * takes every small result waiting in the pipe. */
+#define RESULTS_AHEAD 16384
+
 /* A pipe is grown (F_SETPIPE_SZ) for a record of at least PIPE_GROW_AT
  * times its size, to at most PIPE_GROW_MAX bytes. Measured on 2 CPUs, a
  * million items in chunks of 1 MB: 64 KiB pipes, 519 context switches and
@@ -75,10 +79,10 @@
 #define PIPE_GROW_AT 4
 #define PIPE_GROW_MAX (256 * 1024)
 
-/* A chunk that ran longer than this gets no chunk queued behind it (see
- * has_room()): 1 ms is some 40 round trips of a pipe, so queueing could
- * save its worker at most a few per cent, and would hold back a chunk that
- * an idle worker could run. */
+/* With depth 0, a chunk that ran longer than this gets no chunk queued
+ * behind it (see may_take()): 1 ms is some 40 round trips of a pipe, so
+ * queueing could save its worker a few per cent at most, and would hold
+ * back a chunk that an idle worker could run. */
 #define SHORT_CHUNK_NS 1000000LL
 
 /* ---- records on the pipes --------------------------------------------- */
@@ -161,7 +165,11 @@ struct worker {
     size_t result_pipe;         /* bytes its result pipe holds */
     long tasks;                 /* chunks it has finished, for maxtasks */
     long given;                 /* chunks sent to it, at most maxtasks */
-    long long ran_ns;           /* how long its last chunk ran */
+    long long ran_ns;           /* how long its last chunk ran; -1: none yet */
+    unsigned char *ahead;       /* RESULTS_AHEAD bytes, or NULL: the slot's
+                                 * results read ahead of the one taken */
+    size_t ahead_from;          /* ahead[ahead_from .. ahead_to - 1] are */
+    size_t ahead_to;            /* bytes read and not yet taken */
 };
 
 struct pool {
@@ -181,6 +189,7 @@ struct pool {
                                  * at a worker that died before it began
                                  * them; room for nworkers * depth */
     long nredo;                 /* chunks in redo */
+    long *share;                /* feed_workers(): chunks for each slot */
     size_t page;                /* the memory page: a pipe's unit */
     int trace_fd;               /* POOL_TRACE's file, or -1 */
     char broken_why[POOL_MESSAGE_MAX]; /* POOL_BROKEN: what broke it */
@@ -806,7 +815,9 @@ start_worker(struct pool *p, long i)
         close(task[0]);         /* the worker's ends: closed here, so that */
         close(result[1]);       /* its death gives EOF and EPIPE at once */
         p->workers[i] = (struct worker){.pid = pid, .task_fd = task[1],
-                                        .result_fd = result[0]};
+                                        .result_fd = result[0],
+                                        .ran_ns = -1,
+                                        .ahead = p->workers[i].ahead};
         p->workers[i].task_pipe = pipe_size(task[1]);
         p->workers[i].result_pipe = pipe_size(result[0]);
         /* A write to a worker that holds chunks must never wait: see
@@ -835,6 +846,7 @@ reap_worker(struct pool *p, struct worker *w, int *status)
     if (w->result_fd != -1)
         close(w->result_fd);
     w->task_fd = w->result_fd = -1;
+    w->ahead_from = w->ahead_to = 0;    /* what it sent is of no use now */
     *status = 0;
     while (waitpid(w->pid, status, 0) == -1) {
         if (errno == ECHILD)
@@ -913,8 +925,6 @@ check_config(struct pool_config *c, struct pool_error *e)
     }
     if (c->grace_ms == 0)
         c->grace_ms = POOL_GRACE_MS;
-    if (c->depth == 0)
-        c->depth = POOL_DEPTH;
     if (c->workers < 1 || c->workers > POOL_MAX_WORKERS)
         set_error(e, POOL_EINVAL, -1, "workers must be 0 (one per CPU) or "
                   "1 to %d, not %ld", POOL_MAX_WORKERS, c->workers);
@@ -927,7 +937,7 @@ check_config(struct pool_config *c, struct pool_error *e)
     else if (c->cancel_fd < 0 || (c->cancel_fd > 0 && c->cancel_fd < 3))
         set_error(e, POOL_EINVAL, -1, "cancel_fd must be 0 (none) or a "
                   "descriptor above 2, not %d", c->cancel_fd);
-    else if (c->depth < 1 || c->depth > POOL_MAX_DEPTH)
+    else if (c->depth < 0 || c->depth > POOL_MAX_DEPTH)
         set_error(e, POOL_EINVAL, -1, "depth must be 0 (the default) or "
                   "1 to %d, not %ld", POOL_MAX_DEPTH, c->depth);
     else
@@ -1022,10 +1032,11 @@ new_pool(const struct pool_config *c, struct pool_error *e)
     if (p == NULL || (p->workers = calloc((size_t)c->workers,
                                           sizeof *p->workers)) == NULL ||
         (p->pfds = calloc((size_t)c->workers + 1, sizeof *p->pfds)) == NULL ||
-        (p->redo = calloc((size_t)(c->workers * c->depth),
+        (p->redo = calloc((size_t)c->workers * POOL_MAX_DEPTH,
                           sizeof *p->redo)) == NULL ||
+        (p->share = calloc((size_t)c->workers, sizeof *p->share)) == NULL ||
         hold_sigpipe() == -1) {
-        sys_error(e, p == NULL || p->redo == NULL ? "calloc" : "sigaction");
+        sys_error(e, p == NULL || p->share == NULL ? "calloc" : "sigaction");
         goto fail;
     }
     if ((p->trace_fd = open_trace(e)) == -2) {
@@ -1049,6 +1060,7 @@ fail:
         free(p->workers);
         free(p->pfds);
         free(p->redo);
+        free(p->share);
     }
     free(p);
     return NULL;
@@ -1289,9 +1301,12 @@ pool_destroy(struct pool **pp)
     if (p->trace_fd != -1)
         close(p->trace_fd);
     release_sigpipe();
+    for (long i = 0; i < p->nworkers; i++)
+        free(p->workers[i].ahead);
     free(p->workers);
     free(p->pfds);
     free(p->redo);
+    free(p->share);
     free(p->scratch);
     free(p->codes);
     free(p);
@@ -1486,6 +1501,57 @@ results_place(struct pool *p, struct job *job, const struct chunk *c,
 }
 
 /*
+ * Take the next n bytes that worker w sent into dst: first those read
+ * ahead, then from its result pipe, until they are all there (or
+ * end-of-file). A small rest is read ahead: one read() asks for up to
+ * RESULTS_AHEAD bytes, and takes as many of the results behind this one as
+ * are there already; a big rest goes straight to dst. Call it only for a
+ * record that has begun to arrive, so that the bytes are there or on
+ * their way (a small record is written whole, PIPE_BUF: the worker writes
+ * each record with one write). Returns n, fewer at end-of-file, or -1
+ * with errno set.
+ */
+static ssize_t
+take_results(struct worker *w, void *dst, size_t n)
+{
+    unsigned char *to = dst;
+    size_t done = 0;
+
+    while (done < n) {
+        size_t have = w->ahead_to - w->ahead_from, part;
+        ssize_t got;
+
+        if (have > 0) {
+            part = have < n - done ? have : n - done;
+            memcpy(to + done, w->ahead + w->ahead_from, part);
+            done += part;
+            w->ahead_from += part;
+            continue;
+        }
+        w->ahead_from = w->ahead_to = 0;
+        if (n - done >= RESULTS_AHEAD || w->ahead == NULL) {
+            if ((got = readn(w->result_fd, to + done, n - done)) == -1)
+                return -1;
+            return (ssize_t)(done + (size_t)got);
+        }
+        while ((got = read(w->result_fd, w->ahead, RESULTS_AHEAD)) == -1 &&
+               errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got == 0 ? (ssize_t)done : -1;   /* 0: end-of-file */
+        w->ahead_to = (size_t)got;
+    }
+    return (ssize_t)done;
+}
+
+/* Whether worker w has results read ahead, not yet taken. */
+static int
+has_ahead(const struct worker *w)
+{
+    return w->ahead_to > w->ahead_from;
+}
+
+/*
  * Read the item codes that follow a result whose header h says some items
  * failed, into p->codes. Returns 1 when they all came; 0 when the record
  * was cut short (the worker died while sending it); -1 on an error
@@ -1499,7 +1565,7 @@ read_codes(struct pool *p, struct worker *w, const struct result_head *h)
 
     if (grow(&p->codes, &p->codes_cap, code_bytes) == -1)
         return sys_error(&p->error, "realloc");
-    if ((got = readn(w->result_fd, p->codes, code_bytes)) !=
+    if ((got = take_results(w, p->codes, code_bytes)) !=
         (ssize_t)code_bytes)
         return got == -1 ? sys_error(&p->error, "read result") : 0;
     return 1;
@@ -1532,20 +1598,23 @@ receive(struct pool *p, struct job *job, struct worker *w)
     union result_block r;
     unsigned char *results;
     size_t bytes = (size_t)c->count * c->out_size;
-    struct iovec iov[2];
-    ssize_t got;
+    ssize_t got, body = 0;
     int codes;
 
+    if (w->ahead == NULL)       /* if memory fails, it reads on without */
+        w->ahead = malloc(RESULTS_AHEAD);
     if (results_place(p, job, c, bytes, &results) == -1)
         return break_pool(p);
-    iov[0] = (struct iovec){.iov_base = &r, .iov_len = sizeof r};
-    iov[1] = (struct iovec){.iov_base = results, .iov_len = bytes};
-    if ((got = readvn(w->result_fd, iov, 2)) == -1) {   /* header and */
-        sys_error(&p->error, "read result");    /* results, one system */
-        return break_pool(p);                   /* call when all are in */
+    if ((got = take_results(w, &r, sizeof r)) == (ssize_t)sizeof r &&
+        r.h.first == c->first && r.h.count == c->count)
+        body = take_results(w, results, bytes);
+    if (got == -1 || body == -1) {
+        sys_error(&p->error, "read result");
+        return break_pool(p);
     }
-    if (got != (ssize_t)(sizeof r + bytes) || r.h.first != c->first ||
-        r.h.count != c->count || r.h.failed < 0 || r.h.failed > r.h.count)
+    if (got != (ssize_t)sizeof r || r.h.first != c->first ||
+        r.h.count != c->count || body != (ssize_t)bytes ||
+        r.h.failed < 0 || r.h.failed > r.h.count)
         return bury_worker(p, job, w);  /* cut short, or not its chunk */
     if (r.h.failed > 0 && (codes = read_codes(p, w, &r.h)) != 1)
         return codes == -1 ? break_pool(p) : bury_worker(p, job, w);
@@ -1582,24 +1651,38 @@ pipe_bytes(const struct pool *p, const struct job *job, long count)
 }
 
 /*
- * Whether worker w may be sent a chunk of count items now: it has a task
- * pipe, holds fewer than cfg.depth chunks, and has been sent fewer than
- * cfg.maxtasks (it leaves after that many, so one more would be lost). An
- * idle worker takes any chunk. One that holds chunks takes another only
- * when its last chunk ran shorter than SHORT_CHUNK_NS, and the record fits
- * into its task pipe beside all it holds, so that the write cannot wait.
+ * Whether worker w may be sent k more chunks of count items now: it has a
+ * task pipe, would hold at most its depth, and would have been sent at
+ * most cfg.maxtasks (it leaves after that many, so one more would be
+ * lost). An idle worker takes one chunk of any size; one that holds chunks
+ * takes more only when their records fit into its task pipe beside all it
+ * holds, so that the write cannot wait. The depth is cfg.depth when given;
+ * else it adapts to the worker's last chunk: POOL_DEPTH after one that ran
+ * shorter than SHORT_CHUNK_NS, 1 after a longer one, 2 before the first.
  */
+static int
+may_take(const struct pool *p, const struct job *job, const struct worker *w,
+         long k, long count)
+{
+    long depth = p->cfg.depth;
+
+    if (depth == 0)             /* adaptive, see POOL_DEPTH */
+        depth = w->ran_ns < 0 ? 2 : w->ran_ns < SHORT_CHUNK_NS ? POOL_DEPTH
+                                                                : 1;
+    if (w->task_fd == -1 || w->nheld + k > depth ||
+        (p->cfg.maxtasks > 0 && w->given + k > p->cfg.maxtasks))
+        return 0;
+    if (w->nheld == 0)
+        return k == 1;
+    return w->queued + (size_t)k * pipe_bytes(p, job, count) <= w->task_pipe;
+}
+
+/* Whether worker w may be sent one more chunk of count items now. */
 static int
 has_room(const struct pool *p, const struct job *job, const struct worker *w,
          long count)
 {
-    if (w->task_fd == -1 || w->nheld >= p->cfg.depth ||
-        (p->cfg.maxtasks > 0 && w->given >= p->cfg.maxtasks))
-        return 0;
-    if (w->nheld == 0)
-        return 1;
-    return w->ran_ns < SHORT_CHUNK_NS &&
-           w->queued + pipe_bytes(p, job, count) <= w->task_pipe;
+    return may_take(p, job, w, 1, count);
 }
 
 /* Wait until fd, a task pipe, has room (or its reader is gone). Returns 0,
@@ -1683,64 +1766,92 @@ next_count(const struct pool *p, const struct job *job)
                                                : job->chunksize;
 }
 
+/* Worker w has been sent chunk c: it holds it from now on. */
+static void
+hold_chunk(struct worker *w, const struct chunk *c)
+{
+    *held(w, w->nheld) = *c;
+    w->nheld++;
+    w->queued += c->pipe_bytes;
+    w->given++;
+}
+
+/* Worker w's newest chunk was not sent after all: back it goes. */
+static void
+unhold_chunk(struct pool *p, struct job *job, struct worker *w)
+{
+    struct chunk *c = held(w, w->nheld - 1);
+
+    w->nheld--;
+    w->queued -= c->pipe_bytes;
+    w->given--;
+    untake_chunk(p, job, c);
+}
+
 /*
- * Send worker w, which has room (has_room()), the next chunk of the job as
- * one task record, growing its pipes first for a big one. A worker gone
- * (EPIPE) while idle is buried: the chunk was its oldest, and fails. One
- * gone while it holds chunks keeps them until its result pipe says it has
- * ended (its last results may still be there); this chunk goes back.
- * Returns 1 when sent, 0 when not (the pipe was full, or the worker gone),
- * -1 when the pool is broken.
+ * Send worker w the next `max` chunks of the job, or as many as it has room
+ * for (has_room()), as one write of their task records: one system call
+ * for many small chunks. An idle worker is sent one chunk alone, which may
+ * be big (its pipes are grown first); the write waits for room as it must
+ * (see above). A worker gone (EPIPE) while idle is buried: the chunk was
+ * its oldest, and fails. One gone while it holds chunks keeps them until
+ * its result pipe says it has ended (its last results may still be
+ * there); these chunks go back. Returns the chunks sent, or -1 when the
+ * pool is broken.
  */
-static int
-send_chunk(struct pool *p, struct job *job, struct worker *w)
+static long
+send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
 {
     static const unsigned char padding[sizeof(max_align_t)];
     const struct pool_func *f = job->f;
-    union task_block head;
-    struct chunk c;
-    int behind = w->nheld > 0, rc;
-    struct iovec iov[4];
+    union task_block heads[POOL_MAX_DEPTH];
+    struct iovec iov[4 * POOL_MAX_DEPTH];
+    int behind = w->nheld > 0, m = 0, rc;
 
-    take_chunk(p, job, &c);
-    c.out_size = f->out_size;
-    c.pipe_bytes = pipe_bytes(p, job, c.count);
-    c.abandoned = 0;
-    memset(&head, 0, sizeof head);      /* no uninitialised padding sent */
-    head.h = (struct task_head){.call = f->call, .first = c.first,
-                                .count = c.count, .args_size = f->args_size,
-                                .in_size = f->in_size,
-                                .out_size = f->out_size};
-    iov[0] = (struct iovec){&head, sizeof head};    /* the record, gathered */
-    iov[1] = (struct iovec){(void *)f->args, f->args_size};   /* from where */
-    iov[2] = (struct iovec){(void *)padding,        /* its parts are */
-                            ARGS_ROOM(f->args_size) - f->args_size};
-    iov[3] = (struct iovec){(void *)(job->in + (size_t)c.first * f->in_size),
-                            (size_t)c.count * f->in_size};
+    for (; m < max && next_count(p, job) > 0 && (m == 0 || behind) &&
+           has_room(p, job, w, next_count(p, job)); m++) {
+        struct chunk c;
+
+        take_chunk(p, job, &c);
+        c.out_size = f->out_size;
+        c.pipe_bytes = pipe_bytes(p, job, c.count);
+        c.abandoned = 0;
+        hold_chunk(w, &c);      /* from now on, so that a failed write */
+        memset(&heads[m], 0, sizeof heads[m]);      /* fails these chunks */
+        heads[m].h = (struct task_head){.call = f->call, .first = c.first,
+                                        .count = c.count,
+                                        .args_size = f->args_size,
+                                        .in_size = f->in_size,
+                                        .out_size = f->out_size};
+        iov[4 * m] = (struct iovec){&heads[m], sizeof heads[m]};
+        iov[4 * m + 1] = (struct iovec){(void *)f->args, f->args_size};
+        iov[4 * m + 2] = (struct iovec){(void *)padding,    /* each record */
+                                        ARGS_ROOM(f->args_size) -   /* from */
+                                        f->args_size};      /* where its */
+        iov[4 * m + 3] = (struct iovec){                    /* parts are */
+            (void *)(job->in + (size_t)c.first * f->in_size),
+            (size_t)c.count * f->in_size};
+    }
+    if (m == 0)
+        return 0;
     if (!behind) {
-        w->task_pipe = fit_pipe(w->task_fd, w->task_pipe, c.pipe_bytes);
+        const struct chunk *c = held(w, 0);
+
+        w->task_pipe = fit_pipe(w->task_fd, w->task_pipe, c->pipe_bytes);
         w->result_pipe = fit_pipe(w->result_fd, w->result_pipe,
                                   sizeof(union result_block) +
-                                  (size_t)c.count * c.out_size);
+                                  (size_t)c->count * c->out_size);
     }
-    *held(w, w->nheld) = c;     /* w holds the chunk from now on, so that */
-    w->nheld++;                 /* a failed write fails just this chunk */
-    w->queued += c.pipe_bytes;
-    w->given++;
-    if ((rc = write_task(w, iov, 4, behind)) == 0)
-        return 1;
+    if ((rc = write_task(w, iov, 4 * m, behind)) == 0)
+        return m;
     if (rc == -1 && errno != EPIPE) {
         sys_error(&p->error, "write task");
         return break_pool(p);
     }
-    w->nheld--;
-    w->queued -= c.pipe_bytes;
-    w->given--;
-    if (rc == -1 && !behind) {
-        w->nheld++;             /* its only chunk: it fails */
+    if (rc == -1 && !behind)    /* its only chunk: it fails */
         return bury_worker(p, job, w) == -1 ? -1 : 1;
-    }
-    untake_chunk(p, job, &c);
+    while (m-- > 0)
+        unhold_chunk(p, job, w);
     if (rc == -1) {             /* gone: its result pipe says when */
         close(w->task_fd);
         w->task_fd = -1;
@@ -1749,10 +1860,10 @@ send_chunk(struct pool *p, struct job *job, struct worker *w)
 }
 
 /*
- * Keep every worker fed: in rounds, one chunk to each worker that has
- * room, until none takes one or nothing is left to send. Round by round,
- * not worker by worker, so that the chunks spread over the workers before
- * any queues. Returns 0, or -1 when the pool is broken.
+ * Keep every worker fed. First share out the chunks left as rounds would,
+ * one chunk to each worker that has room, round after round, so that the
+ * chunks spread over the workers before any queues; then send each worker
+ * its share in one write. Returns 0, or -1 when the pool is broken.
  */
 static int
 feed_workers(struct pool *p, struct job *job)
@@ -1760,17 +1871,33 @@ feed_workers(struct pool *p, struct job *job)
     long sent;
 
     do {
+        long left = p->nredo + (job->n - job->sent + job->chunksize - 1) /
+                               job->chunksize;
+        long count = next_count(p, job), more;
+
+        for (long i = 0; i < p->nworkers; i++)
+            p->share[i] = 0;
+        do {                    /* the shares, as rounds would give them */
+            more = 0;
+            for (long i = 0; i < p->nworkers && left > 0; i++) {
+                if (!may_take(p, job, &p->workers[i], p->share[i] + 1, count))
+                    continue;
+                p->share[i]++;
+                left--;
+                more++;
+            }
+        } while (more > 0 && left > 0);
         sent = 0;
         for (long i = 0; i < p->nworkers && next_count(p, job) > 0; i++) {
-            int rc;
+            long rc;
 
-            if (!has_room(p, job, &p->workers[i], next_count(p, job)))
+            if (p->share[i] == 0)
                 continue;
-            if ((rc = send_chunk(p, job, &p->workers[i])) == -1)
+            if ((rc = send_chunks(p, job, &p->workers[i], p->share[i])) == -1)
                 return -1;
             sent += rc;
         }
-    } while (sent > 0);
+    } while (sent > 0 && next_count(p, job) > 0);
     return 0;
 }
 
@@ -1787,12 +1914,16 @@ wait_results(struct pool *p, struct job *job)
     long busy = 0;
     long long waited;
 
+    int timeout = -1;
+
     for (long i = 0; i < p->nworkers; i++) {
         busy += p->workers[i].nheld > 0;
         p->pfds[i].fd = p->workers[i].nheld > 0 ? p->workers[i].result_fd
                                                 : -1;   /* -1: skipped */
         p->pfds[i].events = POLLIN;
         p->pfds[i].revents = 0;
+        if (p->workers[i].nheld > 0 && has_ahead(&p->workers[i]))
+            timeout = 0;        /* a result is here already: no waiting */
     }
     if (busy == 0 && next_count(p, job) > 0)
         for (long i = 0; i < p->nworkers; i++)
@@ -1807,7 +1938,7 @@ wait_results(struct pool *p, struct job *job)
         p->pfds[n++] = (struct pollfd){.fd = p->cfg.cancel_fd,
                                        .events = POLLIN};
     waited = p->trace_fd != -1 ? now_ns() : 0;
-    while (poll(p->pfds, n, -1) == -1)
+    while (poll(p->pfds, n, timeout) == -1)
         if (errno != EINTR) {
             sys_error(&p->error, "poll");
             return break_pool(p);
@@ -1820,10 +1951,16 @@ wait_results(struct pool *p, struct job *job)
                   "became readable", p->cfg.cancel_fd);
         return 1;
     }
-    for (long i = 0; i < p->nworkers; i++)
-        if (p->pfds[i].revents != 0 && p->workers[i].nheld > 0 &&
-            receive(p, job, &p->workers[i]) == -1)
-            return -1;
+    for (long i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+
+        if (p->pfds[i].revents == 0 && !has_ahead(w))
+            continue;
+        do {                    /* every result read ahead, then the next */
+            if (w->nheld > 0 && receive(p, job, w) == -1)
+                return -1;
+        } while (w->nheld > 0 && has_ahead(w));
+    }
     return 0;
 }
 

@@ -93,7 +93,7 @@
 #define POOL_MAX_WORKERS 256    /* each worker costs the parent 2 descriptors */
 #define POOL_GRACE_MS 1000      /* default time from SIGTERM to SIGKILL */
 #define POOL_MESSAGE_MAX 200    /* bytes in pool_error.message, '\0' included */
-#define POOL_DEPTH 4            /* default chunks a worker holds at once */
+#define POOL_DEPTH 8            /* most chunks a worker holds at depth 0 */
 #define POOL_MAX_DEPTH 16       /* the most pool_config.depth may ask for */
 
 /* A pool of worker processes; pool_create() makes one. Opaque. */
@@ -131,13 +131,15 @@ struct pool_config {
                                  * read the byte yourself. */
     long depth;                 /* chunks a worker may hold at once: the one
                                  * it runs and those queued in its task pipe
-                                 * behind it, so that it never waits for the
-                                 * parent between chunks of a map. 0: the
-                                 * default, POOL_DEPTH; 1 (one at a time, as
-                                 * lesson 03) to POOL_MAX_DEPTH. A chunk that
-                                 * ran longer than 1 ms gets no company: its
-                                 * worker is sent one chunk at a time, so
-                                 * long tasks are shared out as they finish */
+                                 * behind it, so that it goes on to the next
+                                 * without waiting for the parent. 1 (one at
+                                 * a time, as lesson 03) to POOL_MAX_DEPTH.
+                                 * 0, the default, adapts: up to POOL_DEPTH
+                                 * while a worker's chunks run shorter than
+                                 * 1 ms, where the wait for the parent would
+                                 * cost most; 1 after a longer one, so that
+                                 * long chunks go to whichever worker is
+                                 * free; 2 until its first chunk is done */
 };
 
 /*
