@@ -821,7 +821,7 @@ start_worker(struct pool *p, long i)
         p->workers[i].task_pipe = pipe_size(task[1]);
         p->workers[i].result_pipe = pipe_size(result[0]);
         /* A write to a worker that holds chunks must never wait: see
-         * send_chunk(). */
+          * send_chunks(). */
         if (fcntl(task[1], F_SETFL, O_NONBLOCK) == -1) {
             sys_error(&p->error, "fcntl");
             kill(pid, SIGKILL);
@@ -1323,13 +1323,13 @@ pool_destroy(struct pool **pp)
  * end-of-file); and a write of a task record. A worker blocks in two: a
  * read of its task pipe, and a write of a result. A deadlock needs the
  * parent in a write to a worker that is itself in a write. That cannot
- * happen, because send_chunk() writes in two ways only:
+ * happen, because send_chunks() writes in two ways only:
  *   - to an idle worker (it holds no chunk), any size, waiting for room as
  *     long as it takes: an idle worker writes nothing, it reads until it
  *     has the whole record, so the wait ends;
  *   - behind chunks a worker holds, only when the record fits into what
  *     its task pipe has left, counting every record the worker may not
- *     have read yet (has_room()). Then the write does not wait at all,
+ *     have read yet (may_take()). Then the write does not wait at all,
  *     whatever the worker does, and the task pipe is O_NONBLOCK besides:
  *     should it be full after all, the write takes nothing (EAGAIN) and
  *     the chunk waits for a later turn.
@@ -1460,8 +1460,9 @@ deliver_unordered(struct pool *p, struct job *job,
 /*
  * Worker w has died, or broke the protocol (it closed its result pipe, or
  * sent a record cut short): it failed. Make sure it is dead, reap it, fail
- * the items of the chunk it held, and put a new worker in its slot while
- * the pool runs. Returns 0, or -1 when the pool is broken.
+ * the items of the chunk it was running (lose_chunk() sends those queued
+ * behind it again), and put a new worker in its slot while the pool runs.
+ * Returns 0, or -1 when the pool is broken.
  */
 static int
 bury_worker(struct pool *p, struct job *job, struct worker *w)
@@ -1763,6 +1764,31 @@ next_count(const struct pool *p, const struct job *job)
                                                : job->chunksize;
 }
 
+/*
+ * The task record of chunk c as four buffers, iov[0] to iov[3], gathered
+ * from where its parts are (no copy): the header, filled into *head, the
+ * bound arguments, their padding, the items.
+ */
+static void
+gather_record(const struct job *job, const struct chunk *c,
+              union task_block *head, struct iovec *iov)
+{
+    static const unsigned char padding[sizeof(max_align_t)];
+    const struct pool_func *f = job->f;
+
+    memset(head, 0, sizeof *head);      /* no uninitialised padding sent */
+    head->h = (struct task_head){.call = f->call, .first = c->first,
+                                 .count = c->count, .args_size = f->args_size,
+                                 .in_size = f->in_size,
+                                 .out_size = f->out_size};
+    iov[0] = (struct iovec){head, sizeof *head};
+    iov[1] = (struct iovec){(void *)f->args, f->args_size};
+    iov[2] = (struct iovec){(void *)padding,
+                            ARGS_ROOM(f->args_size) - f->args_size};
+    iov[3] = (struct iovec){(void *)(job->in + (size_t)c->first * f->in_size),
+                            (size_t)c->count * f->in_size};
+}
+
 /* Worker w has been sent chunk c: it holds it from now on. */
 static void
 hold_chunk(struct worker *w, const struct chunk *c)
@@ -1799,8 +1825,6 @@ unhold_chunk(struct pool *p, struct job *job, struct worker *w)
 static long
 send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
 {
-    static const unsigned char padding[sizeof(max_align_t)];
-    const struct pool_func *f = job->f;
     union task_block heads[POOL_MAX_DEPTH];
     struct iovec iov[4 * POOL_MAX_DEPTH];
     int behind = w->nheld > 0, m = 0, rc;
@@ -1810,24 +1834,11 @@ send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
         struct chunk c;
 
         take_chunk(p, job, &c);
-        c.out_size = f->out_size;
+        c.out_size = job->f->out_size;
         c.pipe_bytes = pipe_bytes(p, job, c.count);
         c.abandoned = 0;
-        hold_chunk(w, &c);      /* from now on, so that a failed write */
-        memset(&heads[m], 0, sizeof heads[m]);      /* fails these chunks */
-        heads[m].h = (struct task_head){.call = f->call, .first = c.first,
-                                        .count = c.count,
-                                        .args_size = f->args_size,
-                                        .in_size = f->in_size,
-                                        .out_size = f->out_size};
-        iov[4 * m] = (struct iovec){&heads[m], sizeof heads[m]};
-        iov[4 * m + 1] = (struct iovec){(void *)f->args, f->args_size};
-        iov[4 * m + 2] = (struct iovec){(void *)padding,    /* each record */
-                                        ARGS_ROOM(f->args_size) -   /* from */
-                                        f->args_size};      /* where its */
-        iov[4 * m + 3] = (struct iovec){                    /* parts are */
-            (void *)(job->in + (size_t)c.first * f->in_size),
-            (size_t)c.count * f->in_size};
+        hold_chunk(w, &c);      /* from now on: a failed write fails it */
+        gather_record(job, &c, &heads[m], &iov[4 * m]);
     }
     if (m == 0)
         return 0;
