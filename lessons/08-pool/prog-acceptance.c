@@ -346,8 +346,13 @@ obey(const void *args, const void *in, void *out)
     (void)args;
     if (ran_pipe[1] != -1) {
         int x = (int)o->x;
+        ssize_t put;
 
-        if (write(ran_pipe[1], &x, sizeof x) != (ssize_t)sizeof x)
+        /* One int, under PIPE_BUF: written whole, or not at all. */
+        while ((put = write(ran_pipe[1], &x, sizeof x)) == -1 &&
+               errno == EINTR)
+            continue;
+        if (put != (ssize_t)sizeof x)
             return 1;           /* the count shows it too */
     }
     switch (o->action) {
@@ -1209,24 +1214,43 @@ note_and_open_gate(void *ctx, long index, const void *result)
     return note_seen(ctx, index, result);
 }
 
-/* Read what the tasks wrote to ran_pipe: runs[x] counts the runs of item
- * x < n. Returns the number of runs of items out of range, or -1. */
+/* Read what the tasks wrote to ran_pipe, until it is empty: runs[x]
+ * counts the runs of item x < n. A read may be short or interrupted (make
+ * test's injection): the bytes are gathered, whole ints counted. Returns
+ * the number of runs of items out of range (a cut int counts as one), or
+ * -1. */
 static long
 count_runs(unsigned char *runs, long n)
 {
-    int x;
+    unsigned char buf[4096];
+    size_t have = 0;
     long wrong = 0;
 
     memset(runs, 0, (size_t)n);
     if (fcntl(ran_pipe[0], F_SETFL, O_NONBLOCK) == -1)
         return -1;
-    while (read(ran_pipe[0], &x, sizeof x) == (ssize_t)sizeof x) {
-        if (x >= 0 && x < n)
-            runs[x]++;
-        else
-            wrong++;
+    for (;;) {
+        ssize_t got = read(ran_pipe[0], buf + have, sizeof buf - have);
+        size_t at = 0;
+
+        if (got == -1 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;              /* EAGAIN: all of it read */
+        have += (size_t)got;
+        for (; have - at >= sizeof(int); at += sizeof(int)) {
+            int x;
+
+            memcpy(&x, buf + at, sizeof x);
+            if (x >= 0 && x < n)
+                runs[x]++;
+            else
+                wrong++;
+        }
+        memmove(buf, buf + at, have - at);
+        have -= at;
     }
-    return wrong;
+    return wrong + (have > 0);
 }
 
 /*
