@@ -426,6 +426,23 @@ ok no-repeated-output"
     run_case --tolerate unreaped --linger 1 parent-killed
 }
 
+# ---- the acceptance suite: chunks queued behind the running one ----------
+
+@test "a worker killed with 4 chunks queued fails its running chunk alone; the queued ones run once elsewhere" {
+    run_case --hint "lose_chunk() fails the oldest chunk a dead worker held and sends the others again (p->redo)." \
+        crash-with-queued
+}
+
+@test "a stop from each() with chunks queued hands over nothing more, and no later call sees them" {
+    run_case --hint "abandon_in_flight() marks every chunk a worker holds, queued ones too; deliver_unordered() (TODO 2) stops at once." \
+        stop-with-queued
+}
+
+@test "maxtasks with chunks queued: no worker is sent more than its tasks, each is replaced after exactly that many" {
+    run_case --hint "has_room() sends a worker no more chunks than cfg.maxtasks; recycle_if_spent() (TODO 1) replaces it once w->tasks reaches it." \
+        recycling-with-queued
+}
+
 # ---- the acceptance suite: the library in a program ----------------------
 
 @test "records bigger than a pipe, both ways, do not deadlock" {

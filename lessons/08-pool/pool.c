@@ -4,10 +4,12 @@
  * function promises. This file says how.
  *
  * The shape is lesson 03's: every worker has a task pipe and a result pipe
- * of its own, the parent drives them all from one poll() loop, a worker
- * holds at most one chunk, and the parent reads each result as soon as it
- * begins to arrive, so neither side ever blocks on a full pipe while the
- * other blocks on it too. On top of that:
+ * of its own, the parent drives them all from one poll() loop, and it reads
+ * each result as soon as it begins to arrive. Unlike lesson 03, a worker
+ * holds up to cfg.depth chunks: the one it runs, and more queued in its
+ * task pipe, so that it goes from one chunk to the next without waiting for
+ * the parent (see "the map engine" for why that still cannot deadlock). On
+ * top of that:
  *   - records carry bytes of any size, and the functor's bound arguments by
  *     value (lesson 04);
  *   - no call exits the program; every failure is described in a struct
@@ -42,12 +44,46 @@
 #include <sys/prctl.h>
 #endif
 
+/* Linux's pipe sizes (fcntl(2), since 2.6.35), named by <fcntl.h> only
+ * with _GNU_SOURCE: the numbers are the kernel's, F_LINUX_SPECIFIC_BASE
+ * (1024) + 7 and + 8. Elsewhere they stay undefined, and pipes keep the
+ * size the system gives them. */
+#if defined(__linux__) && !defined(F_SETPIPE_SZ)
+#define F_SETPIPE_SZ 1031
+#define F_GETPIPE_SZ 1032
+#endif
+
 #include "pool.h"
 
 /* Above every signal number: 64 on Linux, 31 on macOS. worker_setup()
  * asks about each number below it; sigaction() refuses those that are no
  * signal. */
 #define MAX_SIGNAL 129
+
+/* A worker's first read of a record asks for up to this much: several
+ * small records come in one read() (one wake-up), and the bytes it takes
+ * of the next record are few to move to the front of the buffer. */
+#define READ_AHEAD 16384
+
+/* The parent reads a worker's results ahead by up to this much: one read()
+ * takes every small result waiting in the pipe. */
+#define RESULTS_AHEAD 16384
+
+/* A pipe is grown (F_SETPIPE_SZ) for a record of at least PIPE_GROW_AT
+ * times its size, to at most PIPE_GROW_MAX bytes. Measured on 2 CPUs, a
+ * million items in chunks of 1 MB: 64 KiB pipes, 519 context switches and
+ * 24 ms of CPU; grown to 256 KiB, 126 and 17 ms; to 1 MiB (Linux's
+ * default pipe-max-size), 39 switches but the run took longer: the reader
+ * then waits for the whole megabyte instead of copying out while the
+ * writer copies in. A record of under 4 pipes takes few wake-ups anyway. */
+#define PIPE_GROW_AT 4
+#define PIPE_GROW_MAX (256 * 1024)
+
+/* With depth 0, a chunk that ran longer than this gets no chunk queued
+ * behind it (see may_take()): 1 ms is some 40 round trips of a pipe, so
+ * queueing could save its worker a few per cent at most, and would hold
+ * back a chunk that an idle worker could run. */
+#define SHORT_CHUNK_NS 1000000LL
 
 /* ---- records on the pipes --------------------------------------------- */
 
@@ -105,16 +141,35 @@ enum pool_state {
     POOL_BROKEN                 /* a system call failed: see broken_why */
 };
 
+/* A chunk sent to a worker and not yet answered. */
+struct chunk {
+    long first;                 /* index in the input of its first item */
+    long count;                 /* its items, at least 1 */
+    size_t out_size;            /* bytes in one result of it */
+    size_t pipe_bytes;          /* what its task record takes in the pipe */
+    int abandoned;              /* its call has returned: discard its result */
+};
+
 /* The parent's view of one worker. */
 struct worker {
     pid_t pid;                  /* its process id; -1: reaped (none) */
-    int task_fd;                /* write end of its task pipe; -1: closed */
+    int task_fd;                /* write end of its task pipe (O_NONBLOCK);
+                                 * -1: closed */
     int result_fd;              /* read end of its result pipe; -1: closed */
-    long first;                 /* first item of the chunk it holds */
-    long count;                 /* items in that chunk; 0: it is idle */
-    size_t out_size;            /* bytes in one result of that chunk */
-    int abandoned;              /* the chunk's call has returned: discard */
+    struct chunk held[POOL_MAX_DEPTH]; /* the chunks it holds, a ring in the
+                                 * order sent: it answers them in that order */
+    int oldest;                 /* held[oldest]: the one it runs, or will */
+    int nheld;                  /* chunks it holds; 0: it is idle */
+    size_t queued;              /* pipe_bytes of all it holds */
+    size_t task_pipe;           /* bytes its task pipe holds */
+    size_t result_pipe;         /* bytes its result pipe holds */
     long tasks;                 /* chunks it has finished, for maxtasks */
+    long given;                 /* chunks sent to it, at most maxtasks */
+    long long ran_ns;           /* how long its last chunk ran; -1: none yet */
+    unsigned char *ahead;       /* RESULTS_AHEAD bytes, or NULL: the slot's
+                                 * results read ahead of the one taken */
+    size_t ahead_from;          /* ahead[ahead_from .. ahead_to - 1] are */
+    size_t ahead_to;            /* bytes read and not yet taken */
 };
 
 struct pool {
@@ -130,6 +185,12 @@ struct pool {
     unsigned char *codes;       /* buffer for a result's item codes (ints) */
     size_t codes_cap;           /* its size in bytes */
     struct pool_error error;    /* the last call's failure */
+    struct chunk *redo;         /* chunks of the call to send again: queued
+                                 * at a worker that died before it began
+                                 * them; room for nworkers * depth */
+    long nredo;                 /* chunks in redo */
+    long *share;                /* feed_workers(): chunks for each slot */
+    size_t page;                /* the memory page: a pipe's unit */
     int trace_fd;               /* POOL_TRACE's file, or -1 */
     char broken_why[POOL_MESSAGE_MAX]; /* POOL_BROKEN: what broke it */
 };
@@ -366,8 +427,11 @@ nap_ms(long ms)
 
 /* A worker's buffers: grown as records need, never shrunk. */
 struct worker_buffers {
-    unsigned char *task;        /* the current task record, whole */
+    unsigned char *task;        /* the current task record, whole, then the
+                                 * first bytes of the next ones */
     size_t task_cap;
+    size_t task_len;            /* bytes read into task */
+    size_t task_used;           /* of those, the current record's */
     unsigned char *out;         /* a result_block, then the results */
     size_t out_cap;
     unsigned char *codes;       /* each item's code (ints), when one failed */
@@ -388,45 +452,55 @@ die_child(const char *what)
 }
 
 /*
- * Read more of a task record into b->task, whose first `have` bytes are in,
- * until it holds `need` bytes. Returns how many it holds. A record cut
- * short ends the worker.
+ * Have the first `need` bytes of a task record in b->task, reading the
+ * missing ones (exactly those) from fd. A record cut short ends the worker.
  */
-static size_t
-read_rest(int fd, struct worker_buffers *b, size_t have, size_t need)
+static void
+read_rest(int fd, struct worker_buffers *b, size_t need)
 {
     errno = 0;
-    if (have < need &&
-        readn(fd, b->task + have, need - have) != (ssize_t)(need - have))
+    if (b->task_len < need &&
+        readn(fd, b->task + b->task_len, need - b->task_len) !=
+            (ssize_t)(need - b->task_len))
         die_child("read task");
-    return have > need ? have : need;
+    if (b->task_len < need)
+        b->task_len = need;
 }
 
 /*
- * Read one task record from fd into b->task: its header into *h too.
- * Returns 1 for a task, 0 for end-of-file before its first byte (no more
- * work). Anything else ends the worker.
+ * Read the next task record from fd into the front of b->task: its header
+ * into *h too. Returns 1 for a task, 0 for end-of-file before its first
+ * byte (no more work). Anything else ends the worker.
  *
- * The parent sends a task only to a worker that holds none, so the pipe
- * never holds more than this one record: the first read() may ask for as
- * much as the buffer holds, and it takes a small record whole, in one
- * system call instead of one for the header and one for the rest.
+ * The parent may have queued several records in the pipe: the first read
+ * asks for up to READ_AHEAD bytes and may take several small records in one
+ * system call. Bytes past the current record stay in b->task for the next
+ * call, which first moves them to the front.
  */
 static int
 read_task(int fd, struct task_head *h, struct worker_buffers *b)
 {
-    ssize_t got;
-    size_t have, size;
+    size_t size;
 
-    if (grow(&b->task, &b->task_cap, 4096) == -1)
+    if (b->task_used > 0) {             /* the record run last: drop it */
+        b->task_len -= b->task_used;
+        memmove(b->task, b->task + b->task_used, b->task_len);
+        b->task_used = 0;
+    }
+    if (grow(&b->task, &b->task_cap, READ_AHEAD) == -1)
         die_child("realloc");
-    while ((got = read(fd, b->task, b->task_cap)) == -1 && errno == EINTR)
-        continue;
-    if (got == 0)
-        return 0;
-    if (got == -1)
-        die_child("read task");
-    have = read_rest(fd, b, (size_t)got, sizeof(union task_block));
+    if (b->task_len == 0) {
+        ssize_t got;
+
+        while ((got = read(fd, b->task, READ_AHEAD)) == -1 && errno == EINTR)
+            continue;
+        if (got == 0)
+            return 0;
+        if (got == -1)
+            die_child("read task");
+        b->task_len = (size_t)got;
+    }
+    read_rest(fd, b, sizeof(union task_block));
     memcpy(h, b->task, sizeof *h);
     if (h->count < 1)
         die_child("read task");
@@ -437,7 +511,8 @@ read_task(int fd, struct task_head *h, struct worker_buffers *b)
                                    (size_t)h->count * h->out_size) == -1 ||
         grow(&b->codes, &b->codes_cap, (size_t)h->count * sizeof(int)) == -1)
         die_child("realloc");
-    read_rest(fd, b, have, size);
+    read_rest(fd, b, size);
+    b->task_used = size;
     return 1;
 }
 
@@ -484,7 +559,7 @@ run_task(const struct task_head *h, struct worker_buffers *b)
 static _Noreturn void
 worker_main(int task_fd, int result_fd)
 {
-    struct worker_buffers b = {NULL, 0, NULL, 0, NULL, 0};
+    struct worker_buffers b = {NULL, 0, 0, 0, NULL, 0, NULL, 0};
     struct task_head h;
 
     while (read_task(task_fd, &h, &b) == 1) {
@@ -641,6 +716,52 @@ make_pipe(int fds[2])
     return 0;
 }
 
+/*
+ * How many bytes the pipe of fd holds: Linux says (F_GETPIPE_SZ); elsewhere
+ * count on PIPE_BUF alone, the bytes POSIX says one write() puts into a
+ * pipe at once.
+ */
+static size_t
+pipe_size(int fd)
+{
+#ifdef F_GETPIPE_SZ
+    int size = fcntl(fd, F_GETPIPE_SZ);
+
+    if (size > 0)
+        return (size_t)size;
+#else
+    (void)fd;
+#endif
+    return PIPE_BUF;
+}
+
+/*
+ * Grow the pipe of fd, which holds `size` bytes, for a record of `bytes`,
+ * where the system allows (Linux: F_SETPIPE_SZ; see PIPE_GROW_AT): the
+ * record then crosses in fewer write()s and read()s, fewer wake-ups of
+ * each side. Returns what the pipe holds now. A refusal (EPERM: the user's
+ * pipes hold too much already, pipe(7)) is no error: the pipe keeps its
+ * size.
+ */
+static size_t
+fit_pipe(int fd, size_t size, size_t bytes)
+{
+#ifdef F_SETPIPE_SZ
+    int got;
+
+    if (bytes / PIPE_GROW_AT < size || size >= PIPE_GROW_MAX)
+        return size;
+    got = fcntl(fd, F_SETPIPE_SZ, bytes < PIPE_GROW_MAX ? (int)bytes
+                                                        : PIPE_GROW_MAX);
+    if (got > 0)
+        return (size_t)got;
+#else
+    (void)fd;
+    (void)bytes;
+#endif
+    return size;
+}
+
 /* Close all four ends of two pipes, keeping errno. */
 static void
 close_four(int a[2], int b[2])
@@ -694,7 +815,18 @@ start_worker(struct pool *p, long i)
         close(task[0]);         /* the worker's ends: closed here, so that */
         close(result[1]);       /* its death gives EOF and EPIPE at once */
         p->workers[i] = (struct worker){.pid = pid, .task_fd = task[1],
-                                        .result_fd = result[0]};
+                                        .result_fd = result[0],
+                                        .ran_ns = -1,
+                                        .ahead = p->workers[i].ahead};
+        p->workers[i].task_pipe = pipe_size(task[1]);
+        p->workers[i].result_pipe = pipe_size(result[0]);
+        /* A write to a worker that holds chunks must never wait: see
+          * send_chunks(). */
+        if (fcntl(task[1], F_SETFL, O_NONBLOCK) == -1) {
+            sys_error(&p->error, "fcntl");
+            kill(pid, SIGKILL);
+            return -1;
+        }
     }
     return 0;
 }
@@ -714,6 +846,7 @@ reap_worker(struct pool *p, struct worker *w, int *status)
     if (w->result_fd != -1)
         close(w->result_fd);
     w->task_fd = w->result_fd = -1;
+    w->ahead_from = w->ahead_to = 0;    /* what it sent is of no use now */
     *status = 0;
     while (waitpid(w->pid, status, 0) == -1) {
         if (errno == ECHILD)
@@ -804,6 +937,9 @@ check_config(struct pool_config *c, struct pool_error *e)
     else if (c->cancel_fd < 0 || (c->cancel_fd > 0 && c->cancel_fd < 3))
         set_error(e, POOL_EINVAL, -1, "cancel_fd must be 0 (none) or a "
                   "descriptor above 2, not %d", c->cancel_fd);
+    else if (c->depth < 0 || c->depth > POOL_MAX_DEPTH)
+        set_error(e, POOL_EINVAL, -1, "depth must be 0 (the default) or "
+                  "1 to %d, not %ld", POOL_MAX_DEPTH, c->depth);
     else
         return 0;
     return -1;
@@ -896,8 +1032,11 @@ new_pool(const struct pool_config *c, struct pool_error *e)
     if (p == NULL || (p->workers = calloc((size_t)c->workers,
                                           sizeof *p->workers)) == NULL ||
         (p->pfds = calloc((size_t)c->workers + 1, sizeof *p->pfds)) == NULL ||
+        (p->redo = calloc((size_t)c->workers * POOL_MAX_DEPTH,
+                          sizeof *p->redo)) == NULL ||
+        (p->share = calloc((size_t)c->workers, sizeof *p->share)) == NULL ||
         hold_sigpipe() == -1) {
-        sys_error(e, p == NULL || p->pfds == NULL ? "calloc" : "sigaction");
+        sys_error(e, p == NULL || p->share == NULL ? "calloc" : "sigaction");
         goto fail;
     }
     if ((p->trace_fd = open_trace(e)) == -2) {
@@ -906,6 +1045,7 @@ new_pool(const struct pool_config *c, struct pool_error *e)
     }
     p->owner = getpid();
     p->state = POOL_RUNNING;
+    p->page = sysconf(_SC_PAGESIZE) > 0 ? (size_t)sysconf(_SC_PAGESIZE) : 4096;
     p->cfg = *c;
     p->nworkers = c->workers;
     for (long i = 0; i < p->nworkers; i++)
@@ -919,6 +1059,8 @@ fail:
     if (p != NULL) {
         free(p->workers);
         free(p->pfds);
+        free(p->redo);
+        free(p->share);
     }
     free(p);
     return NULL;
@@ -1113,7 +1255,8 @@ pool_terminate(struct pool *p)
         if (w->result_fd != -1)     /* a worker blocked writing a result */
             close(w->result_fd);    /* gets EPIPE, and dies of SIGPIPE */
         w->task_fd = w->result_fd = -1;
-        w->count = 0;
+        w->nheld = 0;
+        w->queued = 0;
     }
     deadline = now_ns() + p->cfg.grace_ms * 1000000LL;
     while (reap_ended(p) > 0 && now_ns() < deadline)
@@ -1158,8 +1301,12 @@ pool_destroy(struct pool **pp)
     if (p->trace_fd != -1)
         close(p->trace_fd);
     release_sigpipe();
+    for (long i = 0; i < p->nworkers; i++)
+        free(p->workers[i].ahead);
     free(p->workers);
     free(p->pfds);
+    free(p->redo);
+    free(p->share);
     free(p->scratch);
     free(p->codes);
     free(p);
@@ -1167,6 +1314,46 @@ pool_destroy(struct pool **pp)
 }
 
 /* ---- the map engine --------------------------------------------------- */
+
+/*
+ * Why the loop cannot deadlock, now that a worker holds up to cfg.depth
+ * chunks. The parent blocks in three places only: poll(), which wakes for
+ * any result and for cancel_fd; a read of a result record whose first
+ * bytes are there, which its worker, busy writing it, completes (or dies:
+ * end-of-file); and a write of a task record. A worker blocks in two: a
+ * read of its task pipe, and a write of a result. A deadlock needs the
+ * parent in a write to a worker that is itself in a write. That cannot
+ * happen, because send_chunks() writes in two ways only:
+ *   - to an idle worker (it holds no chunk), any size, waiting for room as
+ *     long as it takes: an idle worker writes nothing, it reads until it
+ *     has the whole record, so the wait ends;
+ *   - behind chunks a worker holds, only when the record fits into what
+ *     its task pipe has left, counting every record the worker may not
+ *     have read yet (may_take()). Then the write does not wait at all,
+ *     whatever the worker does, and the task pipe is O_NONBLOCK besides:
+ *     should it be full after all, the write takes nothing (EAGAIN) and
+ *     the chunk waits for a later turn.
+ * So the parent is back in poll() at once, reading results, while the
+ * workers have tasks queued: the bytes in flight towards a busy worker are
+ * bounded below its pipe's capacity, and the pipe never fills in both
+ * directions at once.
+ *
+ * How the count holds. On Linux a pipe is a ring of pages, and a write
+ * takes at most ceil(bytes / page) of them (it tops up the last page only
+ * with what fits there); each page in use holds a byte of a record not yet
+ * read. So a record is counted as its size in whole pages, and the pages
+ * of every chunk the worker holds, plus the new one, must fit the pipe
+ * (F_GETPIPE_SZ). Elsewhere the pipe's size is unknown: it is taken as
+ * PIPE_BUF, and a queued record is at most that, which POSIX writes
+ * whole or not at all under O_NONBLOCK.
+ */
+
+/* Chunk k of those worker w holds, from 0, its oldest. */
+static struct chunk *
+held(struct worker *w, int k)
+{
+    return &w->held[(w->oldest + k) % POOL_MAX_DEPTH];
+}
 
 /*
  * Record the failures of a result whose item codes are in p->codes: each
@@ -1194,30 +1381,38 @@ note_task_failures(struct pool *p, const struct worker *w,
 
 /*
  * Worker w has died with wait status `status`: fail the items of the chunk
- * it held, if it held one for this call (POOL_EWORKER), and count them as
- * done. Nothing to do for an idle worker or an abandoned chunk.
+ * it was running, if that chunk is this call's (POOL_EWORKER), and count
+ * them as done. The chunks queued behind it were never begun: a worker runs
+ * its chunks in the order sent, and writes each result whole before it
+ * reads the next task, so every chunk after the oldest unanswered one is
+ * untouched. Those of this call go to p->redo, to be sent again. Then the
+ * worker holds nothing.
  */
 static void
 lose_chunk(struct pool *p, struct job *job, struct worker *w, pid_t pid,
            int status)
 {
-    struct pool_error e = {.kind = POOL_EWORKER, .index = w->first,
+    struct chunk *c = held(w, 0);
+    struct pool_error e = {.kind = POOL_EWORKER, .index = c->first,
                            .pid = pid};
     char how[80], items[64];
 
-    if (w->count > 0 && !w->abandoned) {
-        if (w->count == 1)
-            snprintf(items, sizeof items, "item %ld", w->first);
+    if (w->nheld > 0 && !c->abandoned) {
+        if (c->count == 1)
+            snprintf(items, sizeof items, "item %ld", c->first);
         else
-            snprintf(items, sizeof items, "items %ld to %ld", w->first,
-                     w->first + w->count - 1);
+            snprintf(items, sizeof items, "items %ld to %ld", c->first,
+                     c->first + c->count - 1);
         snprintf(e.message, sizeof e.message, "%s: worker %ld %s", items,
                  (long)pid, describe_end(status, &e, how, sizeof how));
-        note_failure(p, &e, w->count);
-        job->done += w->count;
+        note_failure(p, &e, c->count);
+        job->done += c->count;
     }
-    w->count = 0;
-    w->abandoned = 0;
+    for (int k = 1; k < w->nheld; k++)
+        if (!held(w, k)->abandoned)
+            p->redo[p->nredo++] = *held(w, k);
+    w->nheld = 0;
+    w->queued = 0;
 }
 
 /* ---- new in this lesson: recycling, delivering, burying -------------- */
@@ -1266,8 +1461,9 @@ deliver_unordered(struct pool *p, struct job *job,
 /*
  * Worker w has died, or broke the protocol (it closed its result pipe, or
  * sent a record cut short): it failed. Make sure it is dead, reap it, fail
- * the items of the chunk it held, and put a new worker in its slot while
- * the pool runs. Returns 0, or -1 when the pool is broken.
+ * the items of the chunk it was running (lose_chunk() sends those queued
+ * behind it again), and put a new worker in its slot while the pool runs.
+ * Returns 0, or -1 when the pool is broken.
  */
 static int
 bury_worker(struct pool *p, struct job *job, struct worker *w)
@@ -1287,22 +1483,73 @@ bury_worker(struct pool *p, struct job *job, struct worker *w)
 }
 
 /*
- * Where the results of worker w's chunk go, bytes of them: for a map,
- * straight into the caller's array; else into p->scratch. Sets *results.
- * Returns 0, or -1 when memory fails (POOL_ESYS).
+ * Where the results of chunk c go, bytes of them: for a map, straight
+ * into the caller's array; else into p->scratch. Sets *results. Returns 0,
+ * or -1 when memory fails (POOL_ESYS).
  */
 static int
-results_place(struct pool *p, struct job *job, struct worker *w,
+results_place(struct pool *p, struct job *job, const struct chunk *c,
               size_t bytes, unsigned char **results)
 {
-    if (job->ordered && !w->abandoned && bytes > 0) {
-        *results = job->out + (size_t)w->first * w->out_size;
+    if (job->ordered && !c->abandoned && bytes > 0) {
+        *results = job->out + (size_t)c->first * c->out_size;
         return 0;
     }
     if (grow(&p->scratch, &p->scratch_cap, bytes) == -1)
         return sys_error(&p->error, "realloc");
     *results = p->scratch;
     return 0;
+}
+
+/*
+ * Take the next n bytes that worker w sent into dst: first those read
+ * ahead, then from its result pipe, until they are all there (or
+ * end-of-file). A small rest is read ahead: one read() asks for up to
+ * RESULTS_AHEAD bytes, and takes as many of the results behind this one as
+ * are there already; a big rest goes straight to dst. Call it only for a
+ * record that has begun to arrive, so that the bytes are there or on
+ * their way (a small record is written whole, PIPE_BUF: the worker writes
+ * each record with one write). Returns n, fewer at end-of-file, or -1
+ * with errno set.
+ */
+static ssize_t
+take_results(struct worker *w, void *dst, size_t n)
+{
+    unsigned char *to = dst;
+    size_t done = 0;
+
+    while (done < n) {
+        size_t have = w->ahead_to - w->ahead_from, part;
+        ssize_t got;
+
+        if (have > 0) {
+            part = have < n - done ? have : n - done;
+            memcpy(to + done, w->ahead + w->ahead_from, part);
+            done += part;
+            w->ahead_from += part;
+            continue;
+        }
+        w->ahead_from = w->ahead_to = 0;
+        if (n - done >= RESULTS_AHEAD || w->ahead == NULL) {
+            if ((got = readn(w->result_fd, to + done, n - done)) == -1)
+                return -1;
+            return (ssize_t)(done + (size_t)got);
+        }
+        while ((got = read(w->result_fd, w->ahead, RESULTS_AHEAD)) == -1 &&
+               errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got == 0 ? (ssize_t)done : -1;   /* 0: end-of-file */
+        w->ahead_to = (size_t)got;
+    }
+    return (ssize_t)done;
+}
+
+/* Whether worker w has results read ahead, not yet taken. */
+static int
+has_ahead(const struct worker *w)
+{
+    return w->ahead_to > w->ahead_from;
 }
 
 /*
@@ -1319,94 +1566,349 @@ read_codes(struct pool *p, struct worker *w, const struct result_head *h)
 
     if (grow(&p->codes, &p->codes_cap, code_bytes) == -1)
         return sys_error(&p->error, "realloc");
-    if ((got = readn(w->result_fd, p->codes, code_bytes)) !=
+    if ((got = take_results(w, p->codes, code_bytes)) !=
         (ssize_t)code_bytes)
         return got == -1 ? sys_error(&p->error, "read result") : 0;
     return 1;
 }
 
+/* Worker w has answered its oldest chunk, which ran ran_ns: it holds one
+ * chunk fewer. */
+static void
+retire_oldest(struct worker *w, long long ran_ns)
+{
+    w->queued -= held(w, 0)->pipe_bytes;
+    w->oldest = (w->oldest + 1) % POOL_MAX_DEPTH;
+    w->nheld--;
+    w->tasks++;
+    w->ran_ns = ran_ns;
+}
+
 /*
- * Receive the result of worker w, which poll() says has begun to arrive (or
- * the worker is gone), and hand it over: for a map the results are already
- * in place; imap_unordered calls each(); an abandoned chunk's result is
- * discarded. Then w is idle, or recycled. A worker that sent no whole,
- * matching record is buried. Returns 0, or -1 when the pool is broken.
+ * Receive the result of worker w's oldest chunk, which poll() says has
+ * begun to arrive (or the worker is gone), and hand it over: for a map the
+ * results are already in place; imap_unordered calls each(); an abandoned
+ * chunk's result is discarded. Then w holds one chunk fewer, or is
+ * recycled. A worker that sent no whole, matching record is buried.
+ * Returns 0, or -1 when the pool is broken.
  */
 static int
 receive(struct pool *p, struct job *job, struct worker *w)
 {
+    const struct chunk *c = held(w, 0);
     union result_block r;
     unsigned char *results;
-    size_t bytes = (size_t)w->count * w->out_size;
-    struct iovec iov[2];
-    ssize_t got;
+    size_t bytes = (size_t)c->count * c->out_size;
+    ssize_t got, body = 0;
     int codes;
 
-    if (results_place(p, job, w, bytes, &results) == -1)
+    if (w->ahead == NULL)       /* if memory fails, it reads on without */
+        w->ahead = malloc(RESULTS_AHEAD);
+    if (results_place(p, job, c, bytes, &results) == -1)
         return break_pool(p);
-    iov[0] = (struct iovec){.iov_base = &r, .iov_len = sizeof r};
-    iov[1] = (struct iovec){.iov_base = results, .iov_len = bytes};
-    if ((got = readvn(w->result_fd, iov, 2)) == -1) {   /* header and */
-        sys_error(&p->error, "read result");    /* results, one system */
-        return break_pool(p);                   /* call when all are in */
+    if ((got = take_results(w, &r, sizeof r)) == (ssize_t)sizeof r &&
+        r.h.first == c->first && r.h.count == c->count)
+        body = take_results(w, results, bytes);
+    if (got == -1 || body == -1) {
+        sys_error(&p->error, "read result");
+        return break_pool(p);
     }
-    if (got != (ssize_t)(sizeof r + bytes) || r.h.first != w->first ||
-        r.h.count != w->count || r.h.failed < 0 || r.h.failed > r.h.count)
+    if (got != (ssize_t)sizeof r || r.h.first != c->first ||
+        r.h.count != c->count || body != (ssize_t)bytes ||
+        r.h.failed < 0 || r.h.failed > r.h.count)
         return bury_worker(p, job, w);  /* cut short, or not its chunk */
     if (r.h.failed > 0 && (codes = read_codes(p, w, &r.h)) != 1)
         return codes == -1 ? break_pool(p) : bury_worker(p, job, w);
     /* When this chunk ran, by the one clock of every process. */
     trace_line(p, "task %ld %ld %ld %lld %lld\n", r.h.first, r.h.count,
                (long)w->pid, r.h.start_ns, r.h.end_ns);
-    if (!w->abandoned) {
+    if (!c->abandoned) {
         if (r.h.failed > 0)
             note_task_failures(p, w, &r.h);
         if (!job->ordered)
             deliver_unordered(p, job, &r.h, results);
         job->done += r.h.count;
     }
-    w->count = 0;
-    w->abandoned = 0;
-    w->tasks++;
+    retire_oldest(w, r.h.end_ns - r.h.start_ns);
+    if (w->task_fd == -1 && w->nheld == 0)
+        return bury_worker(p, job, w);  /* its task pipe said it is gone */
     return recycle_if_spent(p, w);
 }
 
+/* The bytes a chunk of count items takes in its task pipe: its record's,
+ * in whole pages where pipes are made of them (see above). */
+static size_t
+pipe_bytes(const struct pool *p, const struct job *job, long count)
+{
+    size_t bytes = sizeof(union task_block) + ARGS_ROOM(job->f->args_size) +
+                   (size_t)count * job->f->in_size;
+
+#ifdef F_GETPIPE_SZ
+    return (bytes + p->page - 1) / p->page * p->page;
+#else
+    (void)p;
+    return bytes;
+#endif
+}
+
 /*
- * Send idle worker w the next chunk of the job as one task record. A
- * worker that is gone (EPIPE) is buried: its chunk fails. Returns 0, or -1
- * when the pool is broken.
+ * Whether worker w may be sent k more chunks of count items now: it has a
+ * task pipe, would hold at most its depth, and would have been sent at
+ * most cfg.maxtasks (it leaves after that many, so one more would be
+ * lost). An idle worker takes one chunk of any size; one that holds chunks
+ * takes more only when their records fit into its task pipe beside all it
+ * holds, so that the write cannot wait. The depth is cfg.depth when given;
+ * else it adapts to the worker's last chunk: POOL_DEPTH after one that ran
+ * shorter than SHORT_CHUNK_NS, 1 after a longer one, 2 before the first.
  */
 static int
-send_chunk(struct pool *p, struct job *job, struct worker *w)
+may_take(const struct pool *p, const struct job *job, const struct worker *w,
+         long k, long count)
+{
+    long depth = p->cfg.depth;
+
+    if (depth == 0)             /* adaptive, see POOL_DEPTH */
+        depth = w->ran_ns < 0 ? 2 : w->ran_ns < SHORT_CHUNK_NS ? POOL_DEPTH
+                                                                : 1;
+    if (w->task_fd == -1 || w->nheld + k > depth ||
+        (p->cfg.maxtasks > 0 && w->given + k > p->cfg.maxtasks))
+        return 0;
+    if (w->nheld == 0)
+        return k == 1;
+    return w->queued + (size_t)k * pipe_bytes(p, job, count) <= w->task_pipe;
+}
+
+/* Whether worker w may be sent one more chunk of count items now. */
+static int
+has_room(const struct pool *p, const struct job *job, const struct worker *w,
+         long count)
+{
+    return may_take(p, job, w, 1, count);
+}
+
+/* Wait until fd, a task pipe, has room (or its reader is gone). Returns 0,
+ * or -1 with errno set. */
+static int
+await_room(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+    while (poll(&pfd, 1, -1) == -1)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
+/*
+ * Write a task record to w's task pipe (O_NONBLOCK). When w holds chunks
+ * already (`behind`) and the pipe takes nothing, returns 1: nothing is
+ * sent. Otherwise writes it all, waiting for room as long as it takes
+ * (safe for an idle worker, see above; behind chunks has_room() leaves
+ * nothing to wait for). Returns 0 when written, or -1 with errno set
+ * (EPIPE: the worker is gone). Changes iov.
+ */
+static int
+write_task(struct worker *w, struct iovec *iov, int iovcnt, int behind)
+{
+    size_t done = 0;
+
+    iov_advance(&iov, &iovcnt, 0);
+    while (iovcnt > 0) {
+        ssize_t put = writev(w->task_fd, iov, iovcnt);
+
+        if (put == -1 && errno == EINTR)
+            continue;
+        if (put == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        if (put == -1 && behind && done == 0)
+            return 1;
+        if (put == -1 && await_room(w->task_fd) == -1)
+            return -1;
+        if (put > 0) {
+            done += (size_t)put;
+            iov_advance(&iov, &iovcnt, (size_t)put);
+        }
+    }
+    return 0;
+}
+
+/* Take the next chunk to send, into *c: one to send again first, else the
+ * next count items of the input. */
+static void
+take_chunk(struct pool *p, struct job *job, struct chunk *c)
+{
+    if (p->nredo > 0) {
+        *c = p->redo[--p->nredo];
+        return;
+    }
+    c->first = job->sent;
+    c->count = job->n - job->sent < job->chunksize ? job->n - job->sent
+                                                   : job->chunksize;
+    job->sent += c->count;
+}
+
+/* Put back chunk c, just taken and not sent. */
+static void
+untake_chunk(struct pool *p, struct job *job, const struct chunk *c)
+{
+    if (c->first + c->count == job->sent && p->nredo == 0)
+        job->sent = c->first;
+    else
+        p->redo[p->nredo++] = *c;
+}
+
+/* The items of the next chunk to send, 0 when nothing is left to send. */
+static long
+next_count(const struct pool *p, const struct job *job)
+{
+    if (p->nredo > 0)
+        return p->redo[p->nredo - 1].count;
+    return job->n - job->sent < job->chunksize ? job->n - job->sent
+                                               : job->chunksize;
+}
+
+/*
+ * The task record of chunk c as four buffers, iov[0] to iov[3], gathered
+ * from where its parts are (no copy): the header, filled into *head, the
+ * bound arguments, their padding, the items.
+ */
+static void
+gather_record(const struct job *job, const struct chunk *c,
+              union task_block *head, struct iovec *iov)
 {
     static const unsigned char padding[sizeof(max_align_t)];
     const struct pool_func *f = job->f;
-    long count = job->n - job->sent < job->chunksize ? job->n - job->sent
-                                                     : job->chunksize;
-    union task_block head;
-    struct iovec iov[] = {                  /* the record, gathered from */
-        {&head, sizeof head},               /* where its parts are: no copy */
-        {(void *)f->args, f->args_size},
-        {(void *)padding, ARGS_ROOM(f->args_size) - f->args_size},
-        {(void *)(job->in + (size_t)job->sent * f->in_size),
-         (size_t)count * f->in_size},
-    };
 
-    memset(&head, 0, sizeof head);      /* no uninitialised padding sent */
-    head.h = (struct task_head){.call = f->call, .first = job->sent,
-                                .count = count, .args_size = f->args_size,
-                                .in_size = f->in_size,
-                                .out_size = f->out_size};
-    w->first = job->sent;       /* w holds the chunk from now on, so that */
-    w->count = count;           /* a failed write fails just this chunk */
-    w->out_size = f->out_size;
-    job->sent += count;
-    if (writevn(w->task_fd, iov, 4) == -1) {
-        if (errno == EPIPE)
-            return bury_worker(p, job, w);  /* it has gone */
+    memset(head, 0, sizeof *head);      /* no uninitialised padding sent */
+    head->h = (struct task_head){.call = f->call, .first = c->first,
+                                 .count = c->count, .args_size = f->args_size,
+                                 .in_size = f->in_size,
+                                 .out_size = f->out_size};
+    iov[0] = (struct iovec){head, sizeof *head};
+    iov[1] = (struct iovec){(void *)f->args, f->args_size};
+    iov[2] = (struct iovec){(void *)padding,
+                            ARGS_ROOM(f->args_size) - f->args_size};
+    iov[3] = (struct iovec){(void *)(job->in + (size_t)c->first * f->in_size),
+                            (size_t)c->count * f->in_size};
+}
+
+/* Worker w has been sent chunk c: it holds it from now on. */
+static void
+hold_chunk(struct worker *w, const struct chunk *c)
+{
+    *held(w, w->nheld) = *c;
+    w->nheld++;
+    w->queued += c->pipe_bytes;
+    w->given++;
+}
+
+/* Worker w's newest chunk was not sent after all: back it goes. */
+static void
+unhold_chunk(struct pool *p, struct job *job, struct worker *w)
+{
+    struct chunk *c = held(w, w->nheld - 1);
+
+    w->nheld--;
+    w->queued -= c->pipe_bytes;
+    w->given--;
+    untake_chunk(p, job, c);
+}
+
+/*
+ * Send worker w the next `max` chunks of the job, or as many as it has room
+ * for (has_room()), as one write of their task records: one system call
+ * for many small chunks. An idle worker is sent one chunk alone, which may
+ * be big (its pipes are grown first); the write waits for room as it must
+ * (see above). A worker gone (EPIPE) while idle is buried: the chunk was
+ * its oldest, and fails. One gone while it holds chunks keeps them until
+ * its result pipe says it has ended (its last results may still be
+ * there); these chunks go back. Returns the chunks sent, or -1 when the
+ * pool is broken.
+ */
+static long
+send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
+{
+    union task_block heads[POOL_MAX_DEPTH];
+    struct iovec iov[4 * POOL_MAX_DEPTH];
+    int behind = w->nheld > 0, m = 0, rc;
+
+    for (; m < max && next_count(p, job) > 0 && (m == 0 || behind) &&
+           has_room(p, job, w, next_count(p, job)); m++) {
+        struct chunk c;
+
+        take_chunk(p, job, &c);
+        c.out_size = job->f->out_size;
+        c.pipe_bytes = pipe_bytes(p, job, c.count);
+        c.abandoned = 0;
+        hold_chunk(w, &c);      /* from now on: a failed write fails it */
+        gather_record(job, &c, &heads[m], &iov[4 * m]);
+    }
+    if (m == 0)
+        return 0;
+    if (!behind) {
+        const struct chunk *c = held(w, 0);
+
+        w->task_pipe = fit_pipe(w->task_fd, w->task_pipe, c->pipe_bytes);
+        w->result_pipe = fit_pipe(w->result_fd, w->result_pipe,
+                                  sizeof(union result_block) +
+                                  (size_t)c->count * c->out_size);
+    }
+    if ((rc = write_task(w, iov, 4 * m, behind)) == 0)
+        return m;
+    if (rc == -1 && errno != EPIPE) {
         sys_error(&p->error, "write task");
         return break_pool(p);
     }
+    if (rc == -1 && !behind)    /* its only chunk: it fails */
+        return bury_worker(p, job, w) == -1 ? -1 : 1;
+    while (m-- > 0)
+        unhold_chunk(p, job, w);
+    if (rc == -1) {             /* gone: its result pipe says when */
+        close(w->task_fd);
+        w->task_fd = -1;
+    }
+    return 0;
+}
+
+/*
+ * Keep every worker fed. First share out the chunks left as rounds would,
+ * one chunk to each worker that has room, round after round, so that the
+ * chunks spread over the workers before any queues; then send each worker
+ * its share in one write. Returns 0, or -1 when the pool is broken.
+ */
+static int
+feed_workers(struct pool *p, struct job *job)
+{
+    long sent;
+
+    do {
+        long left = p->nredo + (job->n - job->sent + job->chunksize - 1) /
+                               job->chunksize;
+        long count = next_count(p, job), more;
+
+        for (long i = 0; i < p->nworkers; i++)
+            p->share[i] = 0;
+        do {                    /* the shares, as rounds would give them */
+            more = 0;
+            for (long i = 0; i < p->nworkers && left > 0; i++) {
+                if (!may_take(p, job, &p->workers[i], p->share[i] + 1, count))
+                    continue;
+                p->share[i]++;
+                left--;
+                more++;
+            }
+        } while (more > 0 && left > 0);
+        sent = 0;
+        for (long i = 0; i < p->nworkers && next_count(p, job) > 0; i++) {
+            long rc;
+
+            if (p->share[i] == 0)
+                continue;
+            if ((rc = send_chunks(p, job, &p->workers[i], p->share[i])) == -1)
+                return -1;
+            sent += rc;
+        }
+    } while (sent > 0 && next_count(p, job) > 0);
     return 0;
 }
 
@@ -1423,15 +1925,21 @@ wait_results(struct pool *p, struct job *job)
     long busy = 0;
     long long waited;
 
+    int timeout = -1;
+
     for (long i = 0; i < p->nworkers; i++) {
-        busy += p->workers[i].count > 0;
-        p->pfds[i].fd = p->workers[i].count > 0 ? p->workers[i].result_fd
+        busy += p->workers[i].nheld > 0;
+        p->pfds[i].fd = p->workers[i].nheld > 0 ? p->workers[i].result_fd
                                                 : -1;   /* -1: skipped */
         p->pfds[i].events = POLLIN;
         p->pfds[i].revents = 0;
+        if (p->workers[i].nheld > 0 && has_ahead(&p->workers[i]))
+            timeout = 0;        /* a result is here already: no waiting */
     }
-    if (busy == 0 && job->sent < job->n)
-        return 0;               /* a send failed: feed the new worker */
+    if (busy == 0 && next_count(p, job) > 0)
+        for (long i = 0; i < p->nworkers; i++)
+            if (has_room(p, job, &p->workers[i], next_count(p, job)))
+                return 0;       /* a send failed: feed the new worker */
     if (busy == 0) {            /* cannot happen: no result can come */
         set_error(&p->error, POOL_ESYS, -1, "lost track of items %ld to %ld",
                   job->done, job->n - 1);
@@ -1441,7 +1949,7 @@ wait_results(struct pool *p, struct job *job)
         p->pfds[n++] = (struct pollfd){.fd = p->cfg.cancel_fd,
                                        .events = POLLIN};
     waited = p->trace_fd != -1 ? now_ns() : 0;
-    while (poll(p->pfds, n, -1) == -1)
+    while (poll(p->pfds, n, timeout) == -1)
         if (errno != EINTR) {
             sys_error(&p->error, "poll");
             return break_pool(p);
@@ -1454,42 +1962,47 @@ wait_results(struct pool *p, struct job *job)
                   "became readable", p->cfg.cancel_fd);
         return 1;
     }
-    for (long i = 0; i < p->nworkers; i++)
-        if (p->pfds[i].revents != 0 && p->workers[i].count > 0 &&
-            receive(p, job, &p->workers[i]) == -1)
-            return -1;
+    for (long i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+
+        if (p->pfds[i].revents == 0 && !has_ahead(w))
+            continue;
+        do {                    /* every result read ahead, then the next */
+            if (w->nheld > 0 && receive(p, job, w) == -1)
+                return -1;
+        } while (w->nheld > 0 && has_ahead(w));
+    }
     return 0;
 }
 
-/* The chunks in flight belong to a call that is returning: their results
- * will be discarded when they come. */
+/* The chunks the workers hold, queued ones too, belong to a call that is
+ * returning: their results will be discarded when they come. Those still
+ * to send again are forgotten. */
 static void
 abandon_in_flight(struct pool *p)
 {
     for (long i = 0; i < p->nworkers; i++)
-        if (p->workers[i].count > 0)
-            p->workers[i].abandoned = 1;
+        for (int k = 0; k < p->workers[i].nheld; k++)
+            held(&p->workers[i], k)->abandoned = 1;
+    p->nredo = 0;
 }
 
 /*
- * Run a job: keep every idle worker fed with the next chunk, and receive
- * results as they come, until every item is done (or each asked to stop,
- * or the call was cancelled, or the pool broke). Returns what pool_map()
- * and pool_imap_unordered() return.
+ * Run a job: keep every worker fed with chunks, and receive results as
+ * they come, until every item is done (or each asked to stop, or the call
+ * was cancelled, or the pool broke). Returns what pool_map() and
+ * pool_imap_unordered() return.
  */
 static int
 run_job(struct pool *p, struct job *job)
 {
     int waited = 0;
 
+    p->nredo = 0;
     while (job->done < job->n && !job->stopped && waited == 0) {
-        for (long i = 0; i < p->nworkers && job->sent < job->n; i++)
-            if (p->workers[i].count == 0 &&
-                send_chunk(p, job, &p->workers[i]) == -1) {
-                waited = -1;    /* the pool is broken */
-                break;
-            }
-        if (waited == 0 && job->done < job->n)
+        if (feed_workers(p, job) == -1)
+            waited = -1;        /* the pool is broken */
+        else if (job->done < job->n)
             waited = wait_results(p, job);
     }
     abandon_in_flight(p);

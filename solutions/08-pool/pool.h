@@ -76,7 +76,7 @@
  * (SIGWINCH, SIGUSR1, ...), while the signals it ignored stay ignored.
  * Signals are blocked across fork() until then, so no handler of the
  * parent ever runs in a worker. A worker ends when its task pipe gives
- * end-of-file (once it has finished the chunk it holds): after
+ * end-of-file (once it has finished the chunks it holds): after
  * pool_close(), and when it is recycled. When the parent dies, however it
  * dies, the worker dies with it at once on Linux (PR_SET_PDEATHSIG), even
  * in the middle of a task; elsewhere it leaves at end-of-file, once it has
@@ -93,6 +93,8 @@
 #define POOL_MAX_WORKERS 256    /* each worker costs the parent 2 descriptors */
 #define POOL_GRACE_MS 1000      /* default time from SIGTERM to SIGKILL */
 #define POOL_MESSAGE_MAX 200    /* bytes in pool_error.message, '\0' included */
+#define POOL_DEPTH 8            /* most chunks a worker holds at depth 0 */
+#define POOL_MAX_DEPTH 16       /* the most pool_config.depth may ask for */
 
 /* A pool of worker processes; pool_create() makes one. Opaque. */
 struct pool;
@@ -127,6 +129,17 @@ struct pool_config {
                                  * The pool never reads it: it stays readable,
                                  * so later calls are cancelled too, until you
                                  * read the byte yourself. */
+    long depth;                 /* chunks a worker may hold at once: the one
+                                 * it runs and those queued in its task pipe
+                                 * behind it, so that it goes on to the next
+                                 * without waiting for the parent. 1 (one at
+                                 * a time, as lesson 03) to POOL_MAX_DEPTH.
+                                 * 0, the default, adapts: up to POOL_DEPTH
+                                 * while a worker's chunks run shorter than
+                                 * 1 ms, where the wait for the parent would
+                                 * cost most; 1 after a longer one, so that
+                                 * long chunks go to whichever worker is
+                                 * free; 2 until its first chunk is done */
 };
 
 /*
@@ -215,7 +228,8 @@ struct pool_error {
  * Make a pool: fork its workers and wait until each has run cfg->init.
  * cfg may be NULL (all defaults). Returns the pool; or NULL, with *err
  * filled in when err is not NULL: POOL_EINVAL for a bad cfg (workers < 0 or
- * > POOL_MAX_WORKERS, maxtasks < 0, grace_ms < 0, cancel_fd < 0 or 1 or 2),
+ * > POOL_MAX_WORKERS, maxtasks < 0, grace_ms < 0, cancel_fd < 0 or 1 or 2,
+ * depth < 0 or > POOL_MAX_DEPTH),
  * POOL_EINIT when an initializer failed or its worker died (Python would
  * start it again, for ever), POOL_ESYS when a fork or a pipe failed. When
  * it fails, every worker it started has been stopped and reaped.
@@ -248,8 +262,10 @@ long pool_default_chunksize(long n, long workers);
  * When items fail, the rest still run: the call returns only when every
  * item has succeeded or failed (Python's map, which raises only after all
  * chunks are done). A worker that dies (a crash, a signal, _exit()) fails
- * every item of the chunk it held (POOL_EWORKER) and is replaced at once by
- * a new worker; the call never waits for a result that cannot come. Other
+ * every item of the chunk it was running (POOL_EWORKER) and is replaced at
+ * once by a new worker; the chunks queued behind it, which it never began,
+ * are sent to a worker again, so each item still runs at most once and
+ * is reported once. The call never waits for a result that cannot come. Other
  * failures: POOL_ESTATE (the pool is not running), POOL_EINVAL (f->call is
  * NULL, in_size is 0, n < 0, chunksize < 0, args_size > 0 with args NULL,
  * in or out NULL while there are items and bytes to read or write),

@@ -57,8 +57,10 @@ enum action {
     DIE_SENDING,                /* sleep 300 ms, arm a timer that kills the
                                  * worker arg ms later, while it sends its
                                  * (big) result, and say so on sending_pipe */
-    CLOSE_AND_HANG              /* close the worker's result pipe, then
+    CLOSE_AND_HANG,             /* close the worker's result pipe, then
                                  * sleep arg ms: alive, but mute */
+    GATE_CRASH                  /* wait until gate_pipe is readable, then
+                                 * raise(SIGKILL) */
 };
 
 /* A test item: a number and what to do with it. */
@@ -113,6 +115,14 @@ static int alarm_pipe[2] = {-1, -1};
 /* A worker about to send a result it will not finish writes a byte here
  * (crash-while-sending case); the workers inherit it. */
 static int sending_pipe[2] = {-1, -1};
+
+/* The parent makes this readable to let a GATE_CRASH task go on; the
+ * workers inherit it (crash-with-queued case). */
+static int gate_pipe[2] = {-1, -1};
+
+/* When open, every run of obey() writes its item's x here, as an int, so
+ * the parent can count the runs of each item; the workers inherit it. */
+static int ran_pipe[2] = {-1, -1};
 
 /* The parent's SIGINT handler ran (group-sigint case). */
 static volatile sig_atomic_t got_sigint;
@@ -334,6 +344,17 @@ obey(const void *args, const void *in, void *out)
     struct answer *a = out;
 
     (void)args;
+    if (ran_pipe[1] != -1) {
+        int x = (int)o->x;
+        ssize_t put;
+
+        /* One int, under PIPE_BUF: written whole, or not at all. */
+        while ((put = write(ran_pipe[1], &x, sizeof x)) == -1 &&
+               errno == EINTR)
+            continue;
+        if (put != (ssize_t)sizeof x)
+            return 1;           /* the count shows it too */
+    }
     switch (o->action) {
     case FAIL: return o->arg;
     case SLEEP: sleep_ms(o->arg); break;
@@ -346,6 +367,10 @@ obey(const void *args, const void *in, void *out)
             return 1;
         break;
     case CLOSE_AND_HANG: close_result_pipe(); sleep_ms(o->arg); break;
+    case GATE_CRASH:
+        (void)wait_readable(gate_pipe[0], 20000);   /* then die anyway */
+        raise(SIGKILL);
+        break;
     }
     a->value = o->x * o->x;
     a->pid = (long)getpid();
@@ -1175,6 +1200,212 @@ join_reports_death(void)
     return 0;
 }
 
+/* ---- the cases: chunks queued behind the one a worker runs ----------- */
+
+/* The callback of crash_with_queued: note the result, and at the first
+ * one open the gate, so that the worker waiting there dies. */
+static int
+note_and_open_gate(void *ctx, long index, const void *result)
+{
+    struct seen *s = ctx;
+
+    if (s->calls == 0 && write(gate_pipe[1], "g", 1) != 1)
+        return 1;               /* stops the call: the case fails */
+    return note_seen(ctx, index, result);
+}
+
+/* Read what the tasks wrote to ran_pipe, until it is empty: runs[x]
+ * counts the runs of item x < n. A read may be short or interrupted (make
+ * test's injection): the bytes are gathered, whole ints counted. Returns
+ * the number of runs of items out of range (a cut int counts as one), or
+ * -1. */
+static long
+count_runs(unsigned char *runs, long n)
+{
+    unsigned char buf[4096];
+    size_t have = 0;
+    long wrong = 0;
+
+    memset(runs, 0, (size_t)n);
+    if (fcntl(ran_pipe[0], F_SETFL, O_NONBLOCK) == -1)
+        return -1;
+    for (;;) {
+        ssize_t got = read(ran_pipe[0], buf + have, sizeof buf - have);
+        size_t at = 0;
+
+        if (got == -1 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;              /* EAGAIN: all of it read */
+        have += (size_t)got;
+        for (; have - at >= sizeof(int); at += sizeof(int)) {
+            int x;
+
+            memcpy(&x, buf + at, sizeof x);
+            if (x >= 0 && x < n)
+                runs[x]++;
+            else
+                wrong++;
+        }
+        memmove(buf, buf + at, have - at);
+        have -= at;
+    }
+    return wrong + (have > 0);
+}
+
+/*
+ * A worker dies running its first chunk while its other chunks wait in its
+ * task pipe: depth 4, 2 workers, chunksize cs. Before the parent waits for
+ * any result, it has sent every worker 4 chunks, round by round: worker 0
+ * holds chunks 0, 2, 4 and 6. Chunk 0 waits at a gate, which the callback
+ * opens at the first result (from worker 1): worker 0 dies with chunks 2,
+ * 4 and 6 queued. Exactly the items of chunk 0 fail, once; the queued
+ * chunks, never begun, run elsewhere, each item exactly once.
+ */
+static int
+crash_queued_case(long cs)
+{
+    static unsigned char count[40], runs[40];
+    static long long values[40];
+    struct order orders[40];
+    struct seen s = {.n = 40, .count = count, .values = values};
+    const struct pool_error *e;
+    struct pool *p = make_pool((struct pool_config){.workers = 2,
+                                                    .depth = 4});
+    pid_t victim;
+
+    CHECK(p != NULL, "no pool");
+    victim = pool_worker_pid(p, 0);
+    plain_orders(orders, 40);
+    orders[0].action = GATE_CRASH;
+    memset(count, 0, sizeof count);
+    CHECK(pool_imap_unordered(p, &POOL_FUNC(obey, struct order,
+                                            struct answer),
+                              orders, 40, cs, note_and_open_gate, &s) == -1,
+          "imap_unordered did not fail");
+    CHECK(failed_with(p, POOL_EWORKER), "not POOL_EWORKER");
+    e = pool_last_error(p);
+    CHECK(e->index == 0 && e->failed == cs && e->signal == SIGKILL &&
+          e->pid == victim, "chunksize %ld: index %ld, failed %ld, signal %d, "
+          "pid %ld; expected 0, %ld, 9, %ld (the pool said: %s)", cs,
+          e->index, e->failed, e->signal, (long)e->pid, cs, (long)victim,
+          e->message);
+    CHECK(count_runs(runs, 40) == 0, "runs of items that do not exist");
+    for (long i = 0; i < 40; i++) {
+        CHECK(count[i] == (i < cs ? 0 : 1) && (i < cs || values[i] == i * i),
+              "chunksize %ld: item %ld handed over %d times, value %lld: a "
+              "queued chunk of the dead worker was lost, failed or sent "
+              "twice", cs, i, count[i], values[i]);
+        CHECK(runs[i] == (i == 0 || i >= cs), "chunksize %ld: item %ld ran "
+              "%d times, expected %s", cs, i, runs[i],
+              i == 0 || i >= cs ? "once" : "never (its chunk's worker died "
+              "before it)");
+    }
+    CHECK(pool_worker_pid(p, 0) != victim && pool_worker_pid(p, 0) > 0,
+          "the dead worker was not replaced");
+    CHECK(map_sqr_ok(p, 30, 0), "the pool is not usable afterwards");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
+static int
+crash_with_queued(void)
+{
+    CHECK(pipe(gate_pipe) == 0 && pipe(ran_pipe) == 0, "pipe: %s",
+          strerror(errno));
+    for (long cs = 1; cs <= 3; cs += 2) {
+        char c;
+
+        if (crash_queued_case(cs) == -1)
+            return -1;
+        while (wait_readable(gate_pipe[0], 0))  /* close the gate again */
+            CHECK(read_byte(gate_pipe[0], &c) == 1, "read gate");
+    }
+    return 0;
+}
+
+/*
+ * each() stops the call while every worker has chunks queued (depth 4, 2
+ * workers, tasks of 20 ms: at the first result the other chunks are all
+ * sent). Nothing is handed over after the stop; the abandoned results
+ * reach no later call: the next imap_unordered hands over exactly its own
+ * items, once each, and a map after it is right.
+ */
+static int
+stop_with_queued(void)
+{
+    static unsigned char count[50];
+    static long long values[50];
+    struct order orders[40];
+    long long xs[50];
+    struct pool *p = make_pool((struct pool_config){.workers = 2,
+                                                    .depth = 4});
+    struct seen s = {.n = 40, .stop_after = 1, .count = count,
+                     .values = values};
+    struct seen t = {.n = 50, .count = count, .values = values};
+
+    CHECK(p != NULL, "no pool");
+    for (long i = 0; i < 40; i++)
+        orders[i] = (struct order){.x = i, .action = SLEEP, .arg = 20};
+    CHECK(pool_imap_unordered(p, &POOL_FUNC(obey, struct order,
+                                            struct answer),
+                              orders, 40, 1, note_seen, &s) == 1,
+          "imap_unordered did not stop: %s", pool_last_error(p)->message);
+    CHECK(s.calls == 1, "the callback was called %ld times; it said stop at "
+          "the first", s.calls);
+    for (long i = 0; i < 50; i++)
+        xs[i] = 1000 + i;
+    memset(count, 0, sizeof count);
+    CHECK(pool_imap_unordered(p, &POOL_FUNC(sqr, long long, long long), xs,
+                              50, 1, note_seen, &t) == 0,
+          "the call after the stop failed: %s", pool_last_error(p)->message);
+    CHECK(s.calls == 1, "the stopped call's callback ran again");
+    for (long i = 0; i < 50; i++)
+        CHECK(count[i] == 1 && values[i] == xs[i] * xs[i], "item %ld of the "
+              "next call: handed over %d times, value %lld, expected %lld: "
+              "an abandoned result leaked into it", i, count[i], values[i],
+              xs[i] * xs[i]);
+    CHECK(t.calls == 50, "%ld results for 50 items", t.calls);
+    CHECK(map_sqr_ok(p, 100, 1), "the map after a stop differs");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
+/*
+ * maxtasks 3 with depth 4: a worker is sent at most the chunks it has
+ * left, and is replaced once it has done them. 30 chunks, 2 workers: at
+ * least 10 pids, none with more than 3 tasks, so exactly 3 each. A depth
+ * out of range is refused.
+ */
+static int
+recycling_with_queued(void)
+{
+    struct order orders[30];
+    struct answer out[30];
+    long most, distinct;
+    struct pool_error err;
+    struct pool *p;
+
+    CHECK(pool_create(&(struct pool_config){.depth = -1}, &err) == NULL &&
+          err.kind == POOL_EINVAL && pool_create(&(struct pool_config){
+              .depth = POOL_MAX_DEPTH + 1}, &err) == NULL &&
+          err.kind == POOL_EINVAL, "depth -1 or POOL_MAX_DEPTH + 1 accepted");
+    p = make_pool((struct pool_config){.workers = 2, .maxtasks = 3,
+                                       .depth = 4});
+    CHECK(p != NULL, "no pool");
+    plain_orders(orders, 30);
+    CHECK(pool_map(p, &POOL_FUNC(obey, struct order, struct answer), orders,
+                   out, 30, 1) == 0, "map failed: %s",
+          pool_last_error(p)->message);
+    CHECK(squares_ok(out, 30, NULL), "wrong results");
+    distinct = distinct_pids(out, 30, &most);
+    CHECK(distinct >= 10 && most <= 3, "maxtasks 3, depth 4, 30 tasks: %ld "
+          "worker pids, one did %ld tasks; expected at least 10 pids, none "
+          "over 3 tasks", distinct, most);
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
 /* ---- the cases: initializers ------------------------------------------ */
 
 /* test_pool_initializer: once in each worker, replacements included, with
@@ -1649,6 +1880,9 @@ static const struct acceptance_case cases[] = {
     {"crash-before-receipt", crash_before_receipt},
     {"crash-while-sending", crash_while_sending},
     {"join-reports-death", join_reports_death},
+    {"crash-with-queued", crash_with_queued},
+    {"stop-with-queued", stop_with_queued},
+    {"recycling-with-queued", recycling_with_queued},
     {"mute-worker", mute_worker},
     {"no-repeated-output", no_repeated_output},
     {"initializer-once", initializer_once},

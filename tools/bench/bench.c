@@ -4,8 +4,12 @@
  * capstone pool, lesson 08's solution (solutions/08-pool/pool.c).
  *
  * Usage: bench CASE ARGS; each case prints "CASE SECONDS":
- *   overhead N      N trivial tasks, chunksize 1: the cost of one task
- *   throughput N    N trivial tasks, Python's default chunksize
+ *   overhead N [K]  N trivial tasks, chunksize 1: the cost of one task;
+ *                   K: pool_config.depth, the chunks a worker holds at once
+ *                   (0, the default, adapts)
+ *   throughput N [K]  N trivial tasks, Python's default chunksize
+ *   loop N          the same N trivial tasks in this process, a plain loop:
+ *                   what no pool can beat
  *   cpu T W J       T tasks of W units of work on J workers, chunksize 1;
  *                   J = 0 runs them in this process, no pool
  *   floor N         N pipe round trips between two processes (floor.c)
@@ -36,13 +40,18 @@ cpu(const void *args, const void *in, void *out)
     return 0;
 }
 
+/* The chunks a worker holds at once (pool_config.depth): argv's, else 0,
+ * the pool's default. */
+static long depth;
+
 /* Seconds to map fn over n items (each `item`) with `workers` workers. */
 static double
 timed_map(long workers, int (*fn)(const void *, const void *, void *),
           long long item, long n, long chunksize)
 {
     struct pool_error err;
-    struct pool *p = pool_create(&(struct pool_config){.workers = workers}, &err);
+    struct pool *p = pool_create(&(struct pool_config){.workers = workers,
+                                                       .depth = depth}, &err);
     long long *xs = malloc(sizeof *xs * (size_t)(n + 1));
     long long *ys = malloc(sizeof *ys * (size_t)(n + 1));
     struct pool_func f = POOL_FUNC(fn, long long, long long);
@@ -74,16 +83,46 @@ failed:
     exit(1);
 }
 
+/* Seconds to compute trivial() over n items in this process: the input
+ * made and touched before the clock starts, as timed_map()'s is, the
+ * output array fresh, as the map's is. */
+static double
+timed_loop(long n)
+{
+    long long *xs = malloc(sizeof *xs * (size_t)n);
+    long long *ys = malloc(sizeof *ys * (size_t)n);
+    double t;
+
+    if (xs == NULL || ys == NULL)
+        fprintf(stderr, "bench: out of memory\n"), exit(1);
+    for (long i = 0; i < n; i++)
+        xs[i] = i;
+    t = seconds();
+    for (long i = 0; i < n; i++)
+        trivial(NULL, &xs[i], &ys[i]);
+    t = seconds() - t;
+    if (ys[n - 1] != n)
+        fprintf(stderr, "bench: wrong result %lld\n", ys[n - 1]), exit(1);
+    free(xs);
+    free(ys);
+    return t;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *c = argc > 1 ? argv[1] : "";
     long n = argc > 2 ? atol(argv[2]) : 0;
 
+    if (argc == 4 && (strcmp(c, "overhead") == 0 ||
+                      strcmp(c, "throughput") == 0))
+        depth = atol(argv[3]);
     if (strcmp(c, "overhead") == 0 && n > 0)
         printf("%s %.6f\n", c, timed_map(2, trivial, -1, n, 1));
     else if (strcmp(c, "throughput") == 0 && n > 0)
         printf("%s %.6f\n", c, timed_map(2, trivial, -1, n, 0));
+    else if (strcmp(c, "loop") == 0 && n > 0)
+        printf("%s %.6f\n", c, timed_loop(n));
     else if (strcmp(c, "cpu") == 0 && argc == 5) {
         long long units = atoll(argv[3]);
         long workers = atol(argv[4]);
@@ -103,8 +142,9 @@ main(int argc, char **argv)
     else if (strcmp(c, "spawn") == 0 && argc > 2)
         printf("%s %.6f\n", c, spawn(argv + 2));
     else {
-        fprintf(stderr, "bench: usage: bench overhead N | throughput N | "
-                        "cpu TASKS UNITS WORKERS | floor N | spawn CMD...\n");
+        fprintf(stderr, "bench: usage: bench overhead N [K] | throughput N "
+                        "[K] | loop N | cpu TASKS UNITS WORKERS | floor N | "
+                        "spawn CMD...\n");
         return 2;
     }
     return 0;

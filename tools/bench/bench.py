@@ -5,9 +5,10 @@ Each case prints one line, "CASE SECONDS", for one repetition; the driver
 before the clock starts, as the C side's is: the cases time the work, not
 the start-up (case `seed` times whole processes instead, from the driver).
 
-Usage: python3 bench.py overhead N | throughput N | cpu TASKS WORK WORKERS
+Usage: python3 bench.py overhead N | throughput N | loop N | cpu TASKS WORK WORKERS
   overhead N       N trivial tasks, chunksize 1: the cost of one task
   throughput N     N trivial tasks, Python's default chunksize
+  loop N           the same N trivial tasks in this process, no pool
   cpu T W J        T tasks of W units of real work on J workers; J = 0
                    runs them in this process, no pool
 """
@@ -42,6 +43,12 @@ def main(argv):
         print(case, timed_map(2, trivial, range(int(argv[2])), 1))
     elif case == "throughput":
         print(case, timed_map(2, trivial, range(int(argv[2]))))
+    elif case == "loop":
+        xs = list(range(int(argv[2])))
+        t0 = time.perf_counter()
+        ys = [trivial(x) for x in xs]
+        print(case, time.perf_counter() - t0)
+        del ys
     elif case == "cpu":
         tasks, units, workers = int(argv[2]), int(argv[3]), int(argv[4])
         if workers == 0:
