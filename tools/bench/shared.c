@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shared.c: the shared-memory side of `make bench` (lesson 09). Each case
+ * prints one line, "CASE SECONDS", for one repetition; tools/bench/run
+ * repeats them and takes medians.
+ *
+ *   map N WORKERS     x + 1 over N items, input and output in MAP_SHARED
+ *                     memory, chunks (Python's default size) claimed with an
+ *                     atomic fetch-and-add, one byte per chunk down a pipe
+ *                     per worker; timed from the first fork() to the last
+ *                     worker reaped, as lesson 09's program does it
+ *   loop N            the same items in one process, a plain loop: the
+ *                     limit, since the work is memory-bound (16 MB for 10^6)
+ *   adjacent ITERS    two processes each add 1 to a counter of their own
+ *                     ITERS times: the two counters on one cache line
+ *   padded ITERS      the same, the counters 128 bytes apart (two lines, and
+ *                     no pair of lines that the hardware fetches together)
+ *
+ * Both arrays are written once before the clock starts, so that neither
+ * case pays for the first touch of its pages. Build: -O2.
+ */
+#define _DEFAULT_SOURCE         /* MAP_ANONYMOUS (see lessons/09-shared/smap.c) */
+#define _DARWIN_C_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_WORKERS 64
+
+/* The head of the shared memory: the chunk counter. */
+struct head {
+    atomic_long next;           /* the next chunk to claim */
+};
+
+static _Noreturn void
+die(const char *what)
+{
+    fprintf(stderr, "bench shared: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static double
+now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+        die("clock_gettime");
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* size bytes of memory shared with the processes forked afterwards. */
+static void *
+map_shared(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        die("mmap");
+    return p;
+}
+
+/* Reap every child; 0 when each exited with 0. */
+static int
+reap_all(const pid_t *pids, long n)
+{
+    int bad = 0, status;
+
+    for (long w = 0; w < n; w++) {
+        while (waitpid(pids[w], &status, 0) == -1)
+            if (errno != EINTR)
+                die("waitpid");
+        bad |= !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    return bad;
+}
+
+/* A worker of case map: claim chunks until none is left. */
+static _Noreturn void
+map_worker(struct head *h, const long long *xs, long long *out, long n,
+           long chunksize, int fd)
+{
+    long nchunks = (n + chunksize - 1) / chunksize, c;
+
+    while ((c = atomic_fetch_add_explicit(&h->next, 1, memory_order_relaxed)) < nchunks) {
+        long end = (c + 1) * chunksize < n ? (c + 1) * chunksize : n;
+
+        for (long i = c * chunksize; i < end; i++)
+            out[i] = xs[i] + 1;
+        while (write(fd, "", 1) == -1)
+            if (errno != EINTR)
+                _exit(1);
+    }
+    _exit(0);
+}
+
+static double
+case_map(long n, long workers)
+{
+    size_t bytes = (size_t)n * sizeof(long long);
+    struct head *h = map_shared(sizeof *h);
+    long long *xs = map_shared(bytes), *out = map_shared(bytes);
+    long chunksize = (n + 4 * workers - 1) / (4 * workers), left = workers;
+    pid_t pids[MAX_WORKERS];
+    struct pollfd pfds[MAX_WORKERS];
+    double t0;
+
+    for (long i = 0; i < n; i++) {
+        xs[i] = i;
+        out[i] = 0;             /* first touch, before the clock */
+    }
+    atomic_init(&h->next, 0);
+    t0 = now();
+    for (long w = 0; w < workers; w++) {
+        int fds[2];
+
+        if (pipe(fds) == -1)
+            die("pipe");
+        switch (pids[w] = fork()) {
+        case -1:
+            die("fork");
+        case 0:
+            close(fds[0]);
+            for (long i = 0; i < w; i++)
+                close(pfds[i].fd);
+            map_worker(h, xs, out, n, chunksize, fds[1]);
+        default:
+            close(fds[1]);
+            pfds[w] = (struct pollfd){.fd = fds[0], .events = POLLIN};
+        }
+    }
+    while (left > 0) {
+        if (poll(pfds, (nfds_t)workers, -1) == -1) {
+            if (errno == EINTR)
+                continue;
+            die("poll");
+        }
+        for (long w = 0; w < workers; w++) {
+            char bytes_in[64];
+            ssize_t got;
+
+            if (pfds[w].revents == 0)
+                continue;
+            if ((got = read(pfds[w].fd, bytes_in, sizeof bytes_in)) == 0) {
+                close(pfds[w].fd);
+                pfds[w].fd = -1;
+                left--;
+            } else if (got == -1 && errno != EINTR) {
+                die("read");
+            }
+        }
+    }
+    if (reap_all(pids, workers) != 0 || (n > 0 && out[n - 1] != n))
+        fprintf(stderr, "bench shared: map: wrong result\n"), exit(1);
+    t0 = now() - t0;
+    if (munmap(h, sizeof *h) == -1 || munmap(xs, bytes) == -1 ||
+        munmap(out, bytes) == -1)
+        die("munmap");
+    return t0;
+}
+
+static double
+case_loop(long n)
+{
+    long long *xs = malloc((size_t)n * sizeof *xs);
+    long long *out = malloc((size_t)n * sizeof *out);
+    double t0;
+
+    if (xs == NULL || out == NULL)
+        die("malloc");
+    for (long i = 0; i < n; i++) {
+        xs[i] = i;
+        out[i] = 0;
+    }
+    t0 = now();
+    for (long i = 0; i < n; i++)
+        out[i] = xs[i] + 1;
+    t0 = now() - t0;
+    if (n > 0 && out[n - 1] != n)
+        fprintf(stderr, "bench shared: loop: wrong result\n"), exit(1);
+    free(xs);
+    free(out);
+    return t0;
+}
+
+/* Two processes, each adding 1 to its own counter iters times; the second
+ * counter `gap` bytes after the first. */
+static double
+case_counters(long iters, size_t gap)
+{
+    char *mem = map_shared(4096);
+    pid_t pids[2];
+    double t0;
+
+    t0 = now();
+    for (int w = 0; w < 2; w++) {
+        atomic_long *mine = (atomic_long *)(void *)(mem + (size_t)w * gap);
+
+        switch (pids[w] = fork()) {
+        case -1:
+            die("fork");
+        case 0:
+            for (long i = 0; i < iters; i++)
+                atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
+            _exit(0);
+        default:
+            break;
+        }
+    }
+    if (reap_all(pids, 2) != 0)
+        die("worker");
+    t0 = now() - t0;
+    if (atomic_load((atomic_long *)(void *)mem) != iters ||
+        atomic_load((atomic_long *)(void *)(mem + gap)) != iters)
+        fprintf(stderr, "bench shared: counters: wrong count\n"), exit(1);
+    if (munmap(mem, 4096) == -1)
+        die("munmap");
+    return t0;
+}
+
+int
+main(int argc, char **argv)
+{
+    long n = argc > 2 ? strtol(argv[2], NULL, 10) : -1;
+    long j = argc > 3 ? strtol(argv[3], NULL, 10) : -1;
+    const char *c = argc > 1 ? argv[1] : "";
+
+    if (strcmp(c, "map") == 0 && n >= 0 && j >= 1 && j <= MAX_WORKERS)
+        printf("%s %.6f\n", c, case_map(n, j));
+    else if (strcmp(c, "loop") == 0 && n >= 0)
+        printf("%s %.6f\n", c, case_loop(n));
+    else if (strcmp(c, "adjacent") == 0 && n > 0)
+        printf("%s %.6f\n", c, case_counters(n, sizeof(atomic_long)));
+    else if (strcmp(c, "padded") == 0 && n > 0)
+        printf("%s %.6f\n", c, case_counters(n, 128));
+    else {
+        fprintf(stderr, "bench shared: usage: shared map N WORKERS | loop N | "
+                "adjacent ITERS | padded ITERS\n");
+        return 2;
+    }
+    return 0;
+}
