@@ -376,8 +376,9 @@ stop_background() {
         [ -s "$report" ] ||
             fail "the program wrote no resource report: report_resources() (given)" \
                 "runs at exit; keep its atexit() in main()." "$(reproduce)" || return 1
-        # The guard's counters and valgrind's files are not the program's.
-        left=$(sed -E 's# \[[^]]*guard-watch[^]]*\]##g; s# [0-9]+=?[^ ;]*vg\.[0-9]+\.log##g' "$report" |
+        # The guard's counters and valgrind's files and gdb server memory
+        # are not the program's.
+        left=$(sed -E 's# \[[^]]*(guard-watch|vgdb-pipe)[^]]*\]##g; s# [0-9]+=[^ ;]*/vg\.[0-9]+\.log##g' "$report" |
             sed -E 's/^([0-9]+): fds;/\1: fds none;/; s/shared maps$/shared maps none/')
         [[ $left =~ ^[0-9]+:\ fds\ none\;\ shared\ maps\ none$ ]] ||
             fail "at exit the parent still had (pid: descriptors above 2; shared mappings):" \

@@ -248,8 +248,8 @@ report(const struct smap *m, const struct options *o, long chunksize,
 }
 
 /*
- * At exit, in the parent, append "PID: fds FD... ; shared maps WHAT..." to
- * $FORKLINGS_FD_REPORT: the descriptors above 2 still open (fcntl() fails
+ * At exit, in the parent, append "PID: fds FD=WHAT...; shared maps [NAME]..."
+ * to $FORKLINGS_FD_REPORT: the descriptors above 2 still open (fcntl() fails
  * with EBADF exactly on those that are not), and the writable shared
  * mappings in /proc/self/maps (Linux), "none" for each when there are none.
  * A teaching aid: it never fails the program.
@@ -267,7 +267,15 @@ report_resources(void)
     len = snprintf(line, sizeof line, "%ld: fds", (long)getpid());
     for (fd = 3; fd < MAX_FDS_PROBED && len < 1000; fd++)
         if (fcntl(fd, F_GETFD) != -1) {
-            len += snprintf(line + len, sizeof line - (size_t)len, " %d", fd);
+            char link[64], what[200];
+            ssize_t n;
+
+            /* Linux names it: a file's path, or pipe:[INODE] */
+            snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+            n = readlink(link, what, sizeof what - 1);
+            what[n > 0 ? n : 0] = '\0';
+            len += snprintf(line + len, sizeof line - (size_t)len,
+                            n > 0 ? " %d=%s" : " %d", fd, what);
             found = 1;
         }
     len += snprintf(line + len, sizeof line - (size_t)len, "%s; shared maps",
