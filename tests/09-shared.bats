@@ -225,52 +225,6 @@ lesson_teardown() {
     assert_list "$want"
 }
 
-# ---- a worker that dies -------------------------------------------------
-
-# assert_death_line: the one line about a killed worker names a whole chunk
-# (chunksize $1, n $2); sets held_first.
-assert_death_line() {
-    local re='^shared: worker [0-9]+ killed by signal 9 while it held items ([0-9]+) to ([0-9]+): the parent runs them again$'
-    local c=$1 n=$2 first last end
-    [[ ${stderr_lines[0]:-} =~ $re ]] ||
-        fail "expected the first line on stderr to be like" \
-            "  shared: worker PID killed by signal 9 while it held items A to B: the parent runs them again" \
-            "got:" "$(show_stderr)" \
-            "hint: bury_worker() reports a worker that did not exit with 0, with the" \
-            "      chunk its record says it held and had not finished (report_death())." \
-            "$(reproduce)" || return 1
-    first=${BASH_REMATCH[1]} last=${BASH_REMATCH[2]}
-    end=$((first + c - 1))
-    [ "$end" -lt "$n" ] || end=$((n - 1))
-    { [ $((first % c)) = 0 ] && [ "$last" = "$end" ]; } ||
-        fail "items $first to $last are not one chunk of $c items (of $n)" "$(reproduce)"
-}
-
-@test "a worker killed mid-chunk: the parent runs its chunk again, the list is whole, one line says so" {
-    without_leak_tracer
-    # Both workers sleep in an item of their chunk when the guard kills
-    # worker 0: it holds a chunk it has not finished. The parent must see
-    # its end (end-of-file on its pipe), reap it, and run that chunk again.
-    run_prog --kill w0/KILL@busy -v -j 2 -c 3 -d 200 -s 2 12
-    assert_status 0
-    assert_list "$(squares 12)"
-    [ ${#stderr_lines[@]} = 2 ] ||
-        fail "expected 2 lines on stderr, the worker's death and the -v line; got:" \
-            "$(show_stderr)" "$(reproduce)" || return 1
-    assert_death_line 3 12 || return 1
-    assert_each_chunk_once 4 1
-}
-
-@test "a worker killed mid-chunk with three workers: exactly its chunk is run again" {
-    without_leak_tracer
-    run_prog --kill w1/KILL@busy -v -j 3 -c 4 -d 200 -s 5 30
-    assert_status 0
-    assert_list "$(squares 30)"
-    assert_death_line 4 30 || return 1
-    assert_each_chunk_once 8 1 || return 1
-    assert_pool_of 3
-}
-
 # ---- processes, descriptors, mappings -----------------------------------
 
 # children PID: the pids of PID's children, one a line.
@@ -400,6 +354,52 @@ stop_background() {
         fail "expected status 137 (128 + SIGKILL), the parent killed mid-map; got $status" \
             "$(reproduce)" || return 1
     assert_stderr_empty
+}
+
+# ---- a worker that dies -------------------------------------------------
+
+# assert_death_line: the one line about a killed worker names a whole chunk
+# (chunksize $1, n $2); sets held_first.
+assert_death_line() {
+    local re='^shared: worker [0-9]+ killed by signal 9 while it held items ([0-9]+) to ([0-9]+): the parent runs them again$'
+    local c=$1 n=$2 first last end
+    [[ ${stderr_lines[0]:-} =~ $re ]] ||
+        fail "expected the first line on stderr to be like" \
+            "  shared: worker PID killed by signal 9 while it held items A to B: the parent runs them again" \
+            "got:" "$(show_stderr)" \
+            "hint: bury_worker() reports a worker that did not exit with 0, with the" \
+            "      chunk its record says it held and had not finished (report_death())." \
+            "$(reproduce)" || return 1
+    first=${BASH_REMATCH[1]} last=${BASH_REMATCH[2]}
+    end=$((first + c - 1))
+    [ "$end" -lt "$n" ] || end=$((n - 1))
+    { [ $((first % c)) = 0 ] && [ "$last" = "$end" ]; } ||
+        fail "items $first to $last are not one chunk of $c items (of $n)" "$(reproduce)"
+}
+
+@test "a worker killed mid-chunk: the parent runs its chunk again, the list is whole, one line says so" {
+    without_leak_tracer
+    # Both workers sleep in an item of their chunk when the guard kills
+    # worker 0: it holds a chunk it has not finished. The parent must see
+    # its end (end-of-file on its pipe), reap it, and run that chunk again.
+    run_prog --kill w0/KILL@busy -v -j 2 -c 3 -d 200 -s 2 12
+    assert_status 0
+    assert_list "$(squares 12)"
+    [ ${#stderr_lines[@]} = 2 ] ||
+        fail "expected 2 lines on stderr, the worker's death and the -v line; got:" \
+            "$(show_stderr)" "$(reproduce)" || return 1
+    assert_death_line 3 12 || return 1
+    assert_each_chunk_once 4 1
+}
+
+@test "a worker killed mid-chunk with three workers: exactly its chunk is run again" {
+    without_leak_tracer
+    run_prog --kill w1/KILL@busy -v -j 3 -c 4 -d 200 -s 5 30
+    assert_status 0
+    assert_list "$(squares 30)"
+    assert_death_line 4 30 || return 1
+    assert_each_chunk_once 8 1 || return 1
+    assert_pool_of 3
 }
 
 # ---- failures ------------------------------------------------------------

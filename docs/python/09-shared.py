@@ -1,11 +1,16 @@
 """09-shared.py: the Python twin of lessons/09-shared: a map whose input
-and output live in shared memory (multiprocessing.shared_memory), the
-workers claiming chunks from a shared counter, the results written in
-place. Prints the list as lesson 03 did: [0, 1, 4, 9].
+and output live in shared memory, the workers claiming chunks from a shared
+counter, the results written in place. Prints the list as lesson 03 did:
+[0, 1, 4, 9].
 
-Python has no atomic fetch-and-add: the counter is a Value, and each claim
-holds its lock. A worker killed while it holds that lock would leave it
-locked for ever (the C program has no lock to lose).
+The arrays are multiprocessing.Array(..., lock=False): shared memory that
+the forked workers inherit, as the C program's mapping. SharedMemory(
+create=True) would do as well, with a name other processes could open
+(tools/bench/shared.py uses it), but it starts Python's resource tracker, a
+process that outlives the program for a moment. Python has no atomic
+fetch-and-add: the counter is a Value, and each claim holds its lock; a
+worker killed while it holds it would leave it locked for ever (gh-96062
+is that bug in Pool's own queue).
 
 Usage: python3 09-shared.py [-j WORKERS] [-c CHUNKSIZE] N
 """
@@ -13,18 +18,14 @@ import argparse
 import multiprocessing as mp
 import os
 import sys
-from multiprocessing import shared_memory
 
 
 def sqr(x):
     return x * x
 
 
-def worker(in_name, out_name, counter, n, chunksize):
+def worker(xs, out, counter, n, chunksize):
     """Claim chunks until none is left; write each result in place."""
-    ins = shared_memory.SharedMemory(name=in_name)      # by name, as any
-    outs = shared_memory.SharedMemory(name=out_name)    # process could
-    xs, out = ins.buf.cast("q"), outs.buf.cast("q")
     nchunks = (n + chunksize - 1) // chunksize
     while True:
         with counter.get_lock():
@@ -34,41 +35,22 @@ def worker(in_name, out_name, counter, n, chunksize):
             break
         for i in range(c * chunksize, min((c + 1) * chunksize, n)):
             out[i] = sqr(xs[i])
-    xs.release()
-    out.release()
-    ins.close()
-    outs.close()
 
 
 def shared_map(n, workers, chunksize):
     """[sqr(x) for x in range(n)], computed by `workers` processes."""
-    size = max(n, 1) * 8            # SharedMemory refuses a size of 0
-    ins = shared_memory.SharedMemory(create=True, size=size)
-    outs = shared_memory.SharedMemory(create=True, size=size)
-    try:
-        xs = ins.buf.cast("q")
-        for i in range(n):
-            xs[i] = i               # range(n), written before the workers start
-        xs.release()
-        counter = mp.Value("l", 0)
-        ps = [mp.Process(target=worker,
-                         args=(ins.name, outs.name, counter, n, chunksize))
-              for _ in range(workers)]
-        for p in ps:
-            p.start()
-        for p in ps:
-            p.join()
-        if any(p.exitcode != 0 for p in ps):
-            sys.exit("09-shared.py: a worker failed")
-        out = outs.buf.cast("q")
-        result = out[:n].tolist()
-        out.release()
-        return result
-    finally:
-        ins.close()
-        outs.close()
-        ins.unlink()
-        outs.unlink()
+    xs = mp.Array("q", range(n), lock=False)   # written before the forks
+    out = mp.Array("q", n, lock=False)
+    counter = mp.Value("l", 0)
+    ps = [mp.Process(target=worker, args=(xs, out, counter, n, chunksize))
+          for _ in range(workers)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    if any(p.exitcode != 0 for p in ps):
+        sys.exit("09-shared.py: a worker failed")
+    return out[:]
 
 
 def main():
