@@ -250,8 +250,9 @@ start_worker(struct smap *m, long w)
                 die_child("close");
         worker_main(m, w, fds[1]);
     default:
-        if (close(fds[1]) == -1)        /* closed here, the pipe gives */
-            die("close");               /* end-of-file when the worker ends */
+        /* Closed here, the pipe gives end-of-file when the worker ends. */
+        if (close(fds[1]) == -1)
+            die("close");
         m->pids[w] = pid;
         m->fds[w] = fds[0];
         m->nworkers = w + 1;
