@@ -196,9 +196,15 @@ lesson_teardown() {
     case $arch in x86_64 | aarch64 | arm64) ;; *) skip "reads x86-64 or arm64 machine code only" ;; esac
     # shellcheck disable=SC2153 # PROG comes from lib/harness
     code=$(objdump -d --no-show-raw-insn "$PROG" 2>/dev/null | awk '
-        /^[0-9a-f]+ <[^>]+>:$/ { inside = ($2 == "<claim_chunk>:") ; next }
-        inside' )
-    [ -n "$code" ] || fail "the program has no function claim_chunk(): keep that name" || return 1
+        /^[0-9a-f]+ <[^>]+>:$/ { inside = ($2 == "<claim_chunk>:"); next }
+        inside')
+    if [ -z "$code" ]; then
+        # An optimising build (CFLAGS=-O2) may have inlined it: then no
+        # instruction can be said to be the claim's.
+        grep -q '^[[:space:]]*claim_chunk(' "$FORKLINGS_ROOT/$TREE/$LESSON/smap.c" &&
+            skip "claim_chunk() was inlined (an optimising CFLAGS?): its instructions cannot be told apart"
+        fail "the program has no function claim_chunk(): keep that name" || return 1
+    fi
     if grep -qE $'\tlock |\tldadd|\tcas|\tldaxr|\tldxr|\tswp|__aarch64_(ldadd|cas|swp)' <<<"$code"; then
         return 0
     fi
@@ -470,7 +476,7 @@ expect_failure() {
     local args
     for args in "-j 0 5" "-j abc 5" "-j -3 5" "-j 99999 5" "-j" "-c 0 5" "-c x 5" \
         "-d -1 5" "-d 99999 5" "-s seed 5" "" "abc" "-- -1" "1x" "99999999999" \
-        "5 6" "-x 5"; do
+        "5 6" "-x 5" "-l -j 1 5"; do
         # shellcheck disable=SC2086 # split args on purpose
         run_prog $args
         assert_usage_error

@@ -166,6 +166,9 @@ parse_options(int argc, char **argv, struct options *o)
     o->n = parse_number(argv[optind], 0, MAX_ITEMS, "N");
     if (optind + 1 < argc)
         usage_error("unexpected argument", argv[optind + 1]);
+    if (o->lag && o->workers < 2)       /* worker 0 would wait for ever */
+        usage_error("-l needs another worker to claim the chunks, as in",
+                    "shared -l -j 2 10");
 }
 
 /* Sleep ms milliseconds, through signals. */
