@@ -6,39 +6,11 @@
 # shellcheck disable=SC2154,SC2030,SC2031 # status, output, g_* are set by lib/harness
 load lib/harness
 
-# squares N: a file holding the line Python prints for [x*x for x in range(N)].
-squares() {
-    local f=$BATS_TEST_TMPDIR/squares-$1
-    awk -v n="$1" 'BEGIN {
-        printf "["
-        for (i = 0; i < n; i++) printf (i ? ", %.0f" : "%.0f"), i * i
-        print "]"
-    }' >"$f"
-    echo "$f"
-}
-
-# items FILE: FILE's list, one item a line.
-items() {
-    sed 's/^\[//; s/\]$//; s/, /\n/g' "$1" | sed '/^$/d'
-}
-
-# assert_list FILE: stdout is exactly FILE's one line. On a difference, name
-# the first items that differ rather than show two huge lines.
-assert_list() {
-    local got=$BATS_TEST_TMPDIR/stdout
-    cmp -s "$1" "$got" && return 0
-    local want_items=$BATS_TEST_TMPDIR/want-items got_items=$BATS_TEST_TMPDIR/got-items
-    items "$1" >"$want_items"
-    items "$got" >"$got_items"
-    fail "stdout is not the expected list: $(wc -l <"$want_items") items expected," \
-        "$(wc -l <"$got_items") found; the first differences:" \
-        "$(paste -d ' ' "$want_items" "$got_items" | awk '$1 != $2 {
-            printf "  item %d: expected %s, got %s\n", NR - 1, ($1 == "" ? "nothing" : $1), ($2 == "" ? "nothing" : $2)
-            if (++shown == 5) exit }')" \
-        "hint: each result record names the index of its first item; store the" \
-        "      values at out[first], out[first + 1], ... whatever order records" \
-        "      arrive in." "$(reproduce)"
-}
+# What assert_list (lib/harness) says when an item is out of place.
+# shellcheck disable=SC2034 # read by lib/harness
+LIST_HINT=("hint: each result record names the index of its first item; store the"
+    "      values at out[first], out[first + 1], ... whatever order records"
+    "      arrive in.")
 
 # v_field NAME: the number after NAME in the -v line on stderr.
 v_field() {
@@ -213,35 +185,6 @@ lesson_teardown() {
     assert_pool_of 3
 }
 
-# children PID: the pids of PID's children, one a line.
-children() {
-    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
-}
-
-# fd_count PID: how many descriptors PID holds; 0 once it has ended.
-fd_count() {
-    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
-}
-
-# wchan_of PID: the kernel function PID sleeps in, or nothing (it runs, it
-# has ended, or the kernel does not say).
-wchan_of() {
-    local w
-    w=$(cat "/proc/$1/wchan" 2>/dev/null) || return 0
-    [ "$w" = 0 ] || echo "$w"
-}
-
-# await_wchan PID REGEX: wait until PID sleeps in a kernel function that
-# matches the extended REGEX; fails when PID ends first, or has not got
-# there after 20 s.
-await_wchan() {
-    local until=$((SECONDS + $(scaled 20 | cut -d. -f1)))
-    until [[ $(wchan_of "$1") =~ $2 ]]; do
-        [ -d "/proc/$1" ] && [ $SECONDS -lt $until ] || return 1
-        sleep 0.02
-    done
-}
-
 # not_there WHO PID: why WHO (PID) cannot be looked into, for a failure.
 not_there() {
     local err w
@@ -273,24 +216,10 @@ not_there() {
 # workers' pids and a count for each); fails when a process never gets
 # there.
 look_into_pool() {
-    local dir=$BATS_TEST_TMPDIR i deadline
-    prog="" pfds="" kids=() fds=()
-    # The deadline is worked out here, not in the background command: a
-    # $(...) there runs in a child of the background shell before it
-    # becomes the guard, and the loop below would take that child, gone a
-    # moment later, for the program.
-    deadline=$(scaled 60)
-    # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
-    env -u POOL_TRACE "$GUARD" -t "$deadline" -o "$dir/out" -e "$dir/err" \
-        -r "$dir/report" -- "$PROG" -j 4 -c 1 -d 1000 -s 3 400 3>&- 2>"$dir/guard.err" &
-    bg_guard=$!
-    # The guard's one child is the program; before the background shell
-    # has become the guard, it has no child that runs the program.
-    while [ -z "$prog" ] && kill -0 "$bg_guard" 2>/dev/null; do
-        prog=$(ps -o pid=,args= --ppid "$bg_guard" 2>/dev/null |
-            awk -v p="$PROG" '$2 == p { print $1; exit }')
-        [ -n "$prog" ] || sleep 0.02
-    done
+    local i
+    pfds="" kids=() fds=()
+    start_background -- -j 4 -c 1 -d 1000 -s 3 400
+    prog=$bg_prog
     [ -n "$prog" ] && await_wchan "$prog" 'poll' ||
         fail "expected the parent to wait in poll() for the results of its workers." \
             "$(not_there "the parent" "$prog")" \
@@ -305,15 +234,6 @@ look_into_pool() {
         fds[i]=$(fd_count "${kids[i]}")
     done
     stop_background
-}
-
-# stop_background: end the run look_into_pool started, if it still goes
-# (the guard kills the program and its workers on SIGTERM).
-stop_background() {
-    [ -n "${bg_guard:-}" ] || return 0
-    kill -TERM "$bg_guard" 2>/dev/null || true
-    wait "$bg_guard" 2>/dev/null || true
-    bg_guard=""
 }
 
 @test "the parent and each worker hold only their own pipe ends, besides stdin, stdout and stderr" {
@@ -422,7 +342,7 @@ trace_pids() {
     trace=$BATS_TEST_TMPDIR/run.trace
     trace_args=$*
     rm -f "$trace" "$pidfile"
-    # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+    # shellcheck disable=SC2016,SC2153 # $0 and $@ are the inner shell's; PROG is lib/harness's
     run_guarded -- env POOL_TRACE="$trace" bash -c 'echo $$ >"$0" && exec "$@"' \
         "$pidfile" "$PROG" "$@"
     assert_status 0

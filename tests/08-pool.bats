@@ -48,8 +48,9 @@ run_case() {
         ${hint:+"in this case: $hint"} "$(reproduce)"
 }
 
-# squares N: the list Python prints for p.map(sqr, range(N)).
-squares() {
+# squares_line N: the list Python prints for p.map(sqr, range(N)), as a
+# string (lib/harness's squares makes it a file, for the long lists).
+squares_line() {
     local i list=""
     for ((i = 0; i < $1; i++)); do list+="${list:+, }$((i * i))"; done
     echo "[$list]"
@@ -67,10 +68,10 @@ squares() {
 @test "maps sqr over range(N) in input order (-n 10; -n 1000 with -c 7 on 3 workers)" {
     run_prog -n 10
     assert_status 0
-    assert_output "$(squares 10)"
+    assert_output "$(squares_line 10)"
     run_prog -j 3 -c 7 -n 1000
     assert_status 0
-    assert_output "$(squares 1000)"
+    assert_output "$(squares_line 1000)"
 }
 
 @test "a map's list keeps the input order when a later chunk comes back first" {
@@ -80,7 +81,7 @@ squares() {
     # the order the chunks arrive.
     run_prog -j 2 -c 10 -d 100 -n 11
     assert_status 0
-    assert_output "$(squares 11)"
+    assert_output "$(squares_line 11)"
 }
 
 @test "-u prints each result exactly once, in any order" {
@@ -94,7 +95,7 @@ squares() {
 @test "-m 1 runs every task in a new worker process (-v counts them)" {
     run_prog -v -m 1 -j 2 -c 1 -n 12
     assert_status 0
-    assert_output "$(squares 12)"
+    assert_output "$(squares_line 12)"
     assert_match ', 12 worker processes used,' "$stderr" "stderr"
     run_prog -v -j 2 -c 1 -n 12
     assert_match ', [12] worker processes used,' "$stderr" "stderr without -m"
@@ -174,7 +175,7 @@ C
     LD_PRELOAD=$probe ATEXIT_PROBE_EXE=$(realpath "$PROG") ATEXIT_PROBE_LOG=$log \
         run_prog -m 2 -j 2 -c 1 -n 8
     assert_status 0
-    assert_output "$(squares 8)"
+    assert_output "$(squares_line 8)"
     grep -q '^armed ' "$log" 2>/dev/null ||
         fail "the atexit probe did not load into the program: nothing to judge" \
             "(LD_PRELOAD=$probe)" || return 1
@@ -221,7 +222,7 @@ C
     local t=$BATS_TEST_TMPDIR/run.trace
     POOL_TRACE=$t run_prog -j 3 -c 2 -m 2 -n 20
     assert_status 0
-    assert_output "$(squares 20)"
+    assert_output "$(squares_line 20)"
     [ -s "$t" ] || fail "POOL_TRACE=$t was set, but the run wrote no trace" "$(reproduce)" || return 1
     # Every line is a task or a wait, with whole numbers and end >= start.
     local bad
@@ -559,7 +560,7 @@ C
     LD_PRELOAD=$probe FD_PROBE_EXE=$(realpath "$PROG") FD_PROBE_LOG=$log \
         run_prog -m 2 -j 2 -c 1 -n 6
     assert_status 0
-    assert_output "$(squares 6)"
+    assert_output "$(squares_line 6)"
     grep -q '^exit ' "$log" 2>/dev/null ||
         fail "the descriptor probe did not load into the program: nothing to judge" \
             "(LD_PRELOAD=$probe)" || return 1
@@ -619,7 +620,7 @@ C
             "      onto each closed standard descriptor before making any pipe." "$(reproduce)"
         return 1
     fi
-    assert_output "$(squares 5)"
+    assert_output "$(squares_line 5)"
     run_prog --close 2 -j 2 -c 1 -e 3 -n 5
     assert_status 1
     assert_output ""

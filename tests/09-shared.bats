@@ -7,40 +7,11 @@
 # shellcheck disable=SC2154,SC2030,SC2031 # status, output, g_* are set by lib/harness
 load lib/harness
 
-# squares N: a file holding the line Python prints for [x*x for x in range(N)].
-squares() {
-    local f=$BATS_TEST_TMPDIR/squares-$1
-    [ -f "$f" ] || awk -v n="$1" 'BEGIN {
-        printf "["
-        for (i = 0; i < n; i++) printf (i ? ", %.0f" : "%.0f"), i * i
-        print "]"
-    }' >"$f"
-    echo "$f"
-}
-
-# items FILE: FILE's list, one item a line.
-items() {
-    sed 's/^\[//; s/\]$//; s/, /\n/g' "$1" | sed '/^$/d'
-}
-
-# assert_list FILE: stdout is exactly FILE's one line. On a difference, name
-# the first items that differ rather than show two huge lines.
-assert_list() {
-    local got=$BATS_TEST_TMPDIR/stdout
-    cmp -s "$1" "$got" && return 0
-    local want_items=$BATS_TEST_TMPDIR/want-items got_items=$BATS_TEST_TMPDIR/got-items
-    items "$1" >"$want_items"
-    items "$got" >"$got_items"
-    fail "stdout is not the expected list: $(wc -l <"$want_items") items expected," \
-        "$(wc -l <"$got_items") found; the first differences:" \
-        "$(paste -d ' ' "$want_items" "$got_items" | awk '$1 != $2 {
-            printf "  item %d: expected %s, got %s\n", NR - 1, ($1 == "" ? "nothing" : $1), ($2 == "" ? "nothing" : $2)
-            if (++shown == 5) exit }')" \
-        "hint: item i's result belongs at out[i], the same index as its input:" \
-        "      run_chunk() covers items c * chunksize up to the next chunk's first" \
-        "      (or n), and a chunk no worker finished is run again by the parent." \
-        "$(reproduce)"
-}
+# What assert_list (lib/harness) says when an item is out of place.
+# shellcheck disable=SC2034 # read by lib/harness
+LIST_HINT=("hint: item i's result belongs at out[i], the same index as its input:"
+    "      run_chunk() covers items c * chunksize up to the next chunk's first"
+    "      (or n), and a chunk no worker finished is run again by the parent.")
 
 # The -v line on stderr, read into v_chunks (the chunks), v_by (what each
 # worker reported done, a list) and v_rerun (what the parent ran again).
@@ -233,51 +204,16 @@ lesson_teardown() {
 
 # ---- processes, descriptors, mappings -----------------------------------
 
-# children PID: the pids of PID's children, one a line.
-children() {
-    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
-}
-
-# fd_count PID: how many descriptors PID holds; 0 once it has ended.
-fd_count() {
-    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
-}
-
-# wchan_of PID: the kernel function PID sleeps in, or nothing.
-wchan_of() {
-    local w
-    w=$(cat "/proc/$1/wchan" 2>/dev/null) || return 0
-    [ "$w" = 0 ] || echo "$w"
-}
-
-# await_wchan PID REGEX: wait until PID sleeps in a kernel function that
-# matches REGEX; fails when PID ends first, or has not got there in 20 s.
-await_wchan() {
-    local until=$((SECONDS + $(scaled 20 | cut -d. -f1)))
-    until [[ $(wchan_of "$1") =~ $2 ]]; do
-        [ -d "/proc/$1" ] && [ $SECONDS -lt $until ] || return 1
-        sleep 0.02
-    done
-}
-
 # look_into_pool: run shared -j 3 -c 1 -d 1000 -s 3 300 in the background
 # under the guard (which leaves it only 0, 1 and 2 open): some 50 s of
 # sleeping items. Once the parent sleeps in poll() (every worker forked)
 # and each worker in nanosleep() (an item), the descriptors they hold no
 # longer change: count them. Sets prog, pfds, kids and fds.
 look_into_pool() {
-    local dir=$BATS_TEST_TMPDIR i deadline
-    prog="" pfds="" kids=() fds=()
-    deadline=$(scaled 60)
-    # shellcheck disable=SC2153 # PROG and GUARD come from lib/harness
-    "$GUARD" -t "$deadline" -o "$dir/out" -e "$dir/err" \
-        -r "$dir/report" -- "$PROG" -j 3 -c 1 -d 1000 -s 3 300 3>&- 2>"$dir/guard.err" &
-    bg_guard=$!
-    while [ -z "$prog" ] && kill -0 "$bg_guard" 2>/dev/null; do
-        prog=$(ps -o pid=,args= --ppid "$bg_guard" 2>/dev/null |
-            awk -v p="$PROG" '$2 == p { print $1; exit }')
-        [ -n "$prog" ] || sleep 0.02
-    done
+    local i
+    pfds="" kids=() fds=()
+    start_background -- -j 3 -c 1 -d 1000 -s 3 300
+    prog=$bg_prog
     [ -n "$prog" ] && await_wchan "$prog" 'poll' ||
         fail "expected the parent to sleep in poll() while its workers work: it should" \
             "wait for a byte or end-of-file on their pipes, never look at the shared" \
@@ -293,14 +229,6 @@ look_into_pool() {
         fds[i]=$(fd_count "${kids[i]}")
     done
     stop_background
-}
-
-# stop_background: end the run look_into_pool started, if it still goes.
-stop_background() {
-    [ -n "${bg_guard:-}" ] || return 0
-    kill -TERM "$bg_guard" 2>/dev/null || true
-    wait "$bg_guard" 2>/dev/null || true
-    bg_guard=""
 }
 
 @test "the parent sleeps in poll() while the workers work; each process holds only its own pipe ends" {

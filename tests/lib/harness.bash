@@ -360,16 +360,121 @@ have_wchan() {
         sleep 60 &
         pid=$!
         while [ $SECONDS -lt $until ]; do
-            w=$(cat "/proc/$pid/wchan" 2>/dev/null)
-            [ -z "$w" ] || [ "$w" = 0 ] || break
+            w=$(wchan_of "$pid")
+            [ -z "$w" ] || break
             sleep 0.01
         done
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     fi
-    [ -n "$w" ] && [ "$w" != 0 ]
+    [ -n "$w" ]
     echo $? >"$known"
     return "$(cat "$known")"
+}
+
+# ---- looking into a running pool (Linux's /proc) ------------------------
+
+# children PID: the pids of PID's children, one a line.
+children() {
+    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
+}
+
+# fd_count PID: how many descriptors PID holds; 0 once it has ended.
+fd_count() {
+    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+
+# wchan_of PID: the kernel function PID sleeps in, or nothing (it runs, it
+# has ended, or the kernel does not say).
+wchan_of() {
+    local w
+    w=$(cat "/proc/$1/wchan" 2>/dev/null) || return 0
+    [ "$w" = 0 ] || echo "$w"
+}
+
+# await_wchan PID REGEX: wait until PID sleeps in a kernel function that
+# matches the extended REGEX; fails when PID ends first, or has not got
+# there after 20 s.
+await_wchan() {
+    local until=$((SECONDS + $(scaled 20 | cut -d. -f1)))
+    until [[ $(wchan_of "$1") =~ $2 ]]; do
+        [ -d "/proc/$1" ] && [ $SECONDS -lt $until ] || return 1
+        sleep 0.02
+    done
+}
+
+# start_background [ENV=VALUE...] -- ARG...: run the lesson's program with
+# ARGs in the background under the guard (deadline 60 s, scaled), its
+# stdout, stderr and report in the test's out, err and report files. Sets
+# bg_guard (the guard's pid) and bg_prog (the program's, once it runs; empty
+# when it never did). stop_background ends it; lesson_teardown should call
+# stop_background, for a test that fails while its run goes on.
+start_background() {
+    local dir=$BATS_TEST_TMPDIR deadline env=()
+    while [ "$1" != -- ]; do env+=("$1"); shift; done
+    shift
+    # The deadline is worked out here, not in the background command: a
+    # $(...) there runs in a child of the background shell before it
+    # becomes the guard, and the loop below would take that child, gone a
+    # moment later, for the program.
+    deadline=$(scaled 60)
+    env -u POOL_TRACE "${env[@]}" "$GUARD" -t "$deadline" -o "$dir/out" -e "$dir/err" \
+        -r "$dir/report" -- "$PROG" "$@" 3>&- 2>"$dir/guard.err" &
+    bg_guard=$!
+    bg_prog=""
+    # The guard's one child is the program; before the background shell
+    # has become the guard, it has no child that runs the program.
+    while [ -z "$bg_prog" ] && kill -0 "$bg_guard" 2>/dev/null; do
+        bg_prog=$(ps -o pid=,args= --ppid "$bg_guard" 2>/dev/null |
+            awk -v p="$PROG" '$2 == p { print $1; exit }')
+        [ -n "$bg_prog" ] || sleep 0.02
+    done
+}
+
+# stop_background: end the run start_background started, if it still goes
+# (the guard kills the program and its workers on SIGTERM).
+stop_background() {
+    [ -n "${bg_guard:-}" ] || return 0
+    kill -TERM "$bg_guard" 2>/dev/null || true
+    wait "$bg_guard" 2>/dev/null || true
+    bg_guard=""
+}
+
+# ---- Python's lists ------------------------------------------------------
+
+# squares N: a file holding the line Python prints for [x*x for x in
+# range(N)] (made once a test).
+squares() {
+    local f=$BATS_TEST_TMPDIR/squares-$1
+    [ -f "$f" ] || awk -v n="$1" 'BEGIN {
+        printf "["
+        for (i = 0; i < n; i++) printf (i ? ", %.0f" : "%.0f"), i * i
+        print "]"
+    }' >"$f"
+    echo "$f"
+}
+
+# list_items FILE: FILE's Python list, one item a line.
+list_items() {
+    sed 's/^\[//; s/\]$//; s/, /\n/g' "$1" | sed '/^$/d'
+}
+
+# assert_list FILE: stdout is exactly FILE's one line. On a difference,
+# name the first items that differ rather than show two huge lines, then
+# the suite's LIST_HINT lines (an array: where the lesson's code puts each
+# result) and the reproduce line.
+assert_list() {
+    local want=$1 got=$BATS_TEST_TMPDIR/stdout
+    cmp -s "$want" "$got" && return 0
+    local want_items=$BATS_TEST_TMPDIR/want-items got_items=$BATS_TEST_TMPDIR/got-items
+    list_items "$want" >"$want_items"
+    list_items "$got" >"$got_items"
+    fail "stdout is not the expected list: $(wc -l <"$want_items") items expected," \
+        "$(wc -l <"$got_items") found; the first differences:" \
+        "$(paste -d ' ' "$want_items" "$got_items" | awk '$1 != $2 {
+            printf "  item %d: expected %s, got %s\n", NR - 1, ($1 == "" ? "nothing" : $1), ($2 == "" ? "nothing" : $2)
+            if (++shown == 5) exit }')" \
+        ${LIST_HINT[@]+"${LIST_HINT[@]}"} "$(reproduce)"
 }
 
 # Explain a wchan (the kernel function a stuck process sleeps in).
