@@ -344,14 +344,20 @@ json_get() {
     fresh
     local dir=$BATS_TEST_TMPDIR/room who
     for who in ann ben cat; do
+        # ben's lesson 05 does not compile
+        [ $who != ben ] || echo 'this is not C' >>"$COPY/lessons/05-with/with.c"
         in_copy -- make --no-print-directory report "STUDENT=$who" "REPORT_DIR=$dir" FORMAT=json
+        git -C "$COPY" checkout -q -- lessons/05-with
         assert_status 0
     done
+    grep -q '{"lesson": "05-with", "state": "failed", "compiles": false' "$dir/forklings-ben.json" ||
+        fail "ben's report does not say 05 does not compile:" "$(grep '"lesson"' "$dir/forklings-ben.json")"
     in_copy -- tools/room "$dir"
     assert_status 0
     for who in ann ben cat; do
         assert_match "^$who +" "$(grep "^$who " <<<"$output")" "a row for $who"
     done
+    assert_match '^ben +.* no build +' "$(grep '^ben ' <<<"$output")" "ben's 05 that does not compile"
     assert_match '^student +01 +02 +05 +passed$' "$(head -1 <<<"$output")" "a column a lesson"
     [ -s "$dir/room.html" ] || fail "no room.html"
 }

@@ -29,7 +29,14 @@ room() {
 
 @test "of two reports of one student, the later one counts" {
     room -o "$BATS_TEST_TMPDIR/room.html" "$FIXTURES"
-    assert_match '^Cy <Young> +pass +pass +20/31 +- +2/4$' "$(grep '^Cy ' <<<"$output")" "Cy's later report"
+    assert_match '^Cy <Young> +pass +pass +20/31 +no build +2/4$' "$(grep '^Cy ' <<<"$output")" "Cy's later report"
+}
+
+@test "a lesson that does not compile is 'no build', not 0 of 1 tests" {
+    room -o "$BATS_TEST_TMPDIR/room.html" "$FIXTURES"
+    assert_status 0
+    assert_match 'no build: does not compile' "$output" "the legend"
+    grep -q '<td class="fail">no build</td>' "$BATS_TEST_TMPDIR/room.html" || fail "Cy's 04 in the HTML:" "$(cat "$BATS_TEST_TMPDIR/room.html")"
 }
 
 @test "a file that is not a report is named and left out" {
