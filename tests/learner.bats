@@ -49,6 +49,17 @@ solve() { # solve NN-slug: put the reference solution in the learner's tree
     assert_match 'make hint L=01' "$output" "the way to a hint"
 }
 
+@test "make check of a lesson that does not compile shows the compiler's error and says so, no bats noise" {
+    echo 'this is not C' >>"$COPY/lessons/01-fork/fork.c"
+    in_copy -- make --no-print-directory check L=01
+    git -C "$COPY" checkout -q -- lessons/01-fork
+    [ "$status" -ne 0 ] || fail "make check passed a lesson that does not compile"
+    assert_match 'fork\.c:[0-9]+:[0-9]+: error' "$output" "the compiler's message"
+    assert_match '✗ the program compiles without warnings' "$output" "the failed check"
+    assert_match 'lesson 01 fork: does not compile yet \(its [0-9]+ tests run once it does\)' "$output" "the verdict"
+    [[ $output != *"bats warning"* ]] || fail "bats' own warning reached the learner:" "$output"
+}
+
 @test "make check stops at the first failure and says how many were not run; ALL=1 runs all" {
     in_copy -- make --no-print-directory check L=01
     [ "$(grep -c '^  ✗' <<<"$output")" = 1 ] || fail "expected exactly one failed test shown, got:" "$output" || return 1
