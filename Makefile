@@ -18,7 +18,8 @@
 #                           every lesson's results, in files named for the student
 #   make room [DIR=reports] a folder of reports as one room table (text and HTML)
 #   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
-#   make bench              the capstone pool against Python's multiprocessing
+#   make bench              the capstone pool and lesson 09's shared map against
+#                           Python's multiprocessing
 #                           (TREE=lessons: your own capstone)
 #   make test               the repository proves itself (instructors, CI)
 #
@@ -105,6 +106,10 @@ recheck: $(wildcard build/results/$(TREE)/*.result)
 build/tools/%: tools/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_STD) -O1 -o $@ $<
+# Lesson 09's shared-memory cases: no pool, so the same for either tree.
+build/tools/bench/shared: tools/bench/shared.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_STD) -O2 -o $@ $<
 # make bench times the reference capstone; with TREE=lessons given on the
 # command line or in the environment, the learner's own.
 BENCH_TREE := $(if $(filter command line environment,$(origin TREE)),$(TREE),solutions)
@@ -168,7 +173,7 @@ room:
 trace: build/tools/trace
 	@$(LEARN) trace $(L) $(ARGS)
 
-bench: build/tools/$(BENCH_TREE)/bench build/tools/$(BENCH_TREE)/hello
+bench: build/tools/$(BENCH_TREE)/bench build/tools/$(BENCH_TREE)/hello build/tools/bench/shared
 	@BENCH_TREE=$(BENCH_TREE) tools/bench/run
 
 test:

@@ -333,3 +333,12 @@ STOP_REPORT='s/, [0-9]+ discarded, [0-9]+ never sent;/;/; s/, [0-9]+ with SIGKIL
     twin_stopped 08-pool "--kill INT@L2 --group" "-u -j 2 -d 100 -n 40" "-u -j 2 -d 100 -n 40"
     assert_status 130
 }
+
+@test "lesson 09's Python twin prints the same list from shared memory, and rejects what the C program rejects" {
+    twin 09-shared "-j 4 10" "-j 4 10"
+    twin 09-shared "-j 2 -c 7 1000" "-j 2 -c 7 1000"
+    twin 09-shared "-j 3 0" "-j 3 0"
+    # bad usage: status 2 (the wording is argparse's in Python)
+    twin 09-shared "-j 0 5" "-j 0 5"
+    twin 09-shared "" ""
+}

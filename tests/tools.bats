@@ -128,30 +128,48 @@ trace_02() {
     assert_status 2
 }
 
-@test "make bench runs every case, short, and writes the table and the chart" {
-    rm -f "$FORKLINGS_ROOT/build/bench/results.md" "$FORKLINGS_ROOT/build/bench/results.svg"
+@test "make bench runs every case, short, and writes the tables and both charts" {
+    rm -f "$FORKLINGS_ROOT/build/bench/results.md" "$FORKLINGS_ROOT/build/bench/results.svg" \
+        "$FORKLINGS_ROOT/build/bench/scaling.svg"
     run_guarded --cap 300 --deadline 240 -- env BENCH_QUICK=1 BENCH_REPS=1 \
         make --no-print-directory -C "$FORKLINGS_ROOT" bench
     assert_status 0
     local md=$FORKLINGS_ROOT/build/bench/results.md svg=$FORKLINGS_ROOT/build/bench/results.svg what
+    local scaling=$FORKLINGS_ROOT/build/bench/scaling.svg
     for what in "per-task overhead" "the floor" "throughput" "CPU work, one process" \
-        "CPU work, 1 worker" "the seed's hello program"; do
+        "CPU work, 1 worker" "the seed's hello program" "shared map, workers started" \
+        "shared map with its forks" "false sharing: 2 counters on one cache line" \
+        "2 counters 128 bytes apart"; do
         grep -q "^| $what" "$md" || fail "no row for '$what' in results.md:" "$(cat "$md")"
+    done
+    # The sections after the cases, each under its heading.
+    for what in "Per-task overhead against depth K" "How the time grows" \
+        "The shared-memory map of lesson 09"; do
+        grep -q "^$what" "$md" || fail "no section '$what' in results.md:" "$(cat "$md")"
     done
     if command -v python3 >/dev/null; then
         grep -qE '^\| per-task overhead .*\| [0-9.]+x \|' "$md" || fail "no Python / C ratio:" "$(cat "$md")"
     fi
+    [ -s "$scaling" ] || fail "make bench wrote no build/bench/scaling.svg"
     if command -v xmllint >/dev/null; then
         xmllint --noout "$svg" || fail "results.svg is not well-formed XML"
+        xmllint --noout "$scaling" || fail "scaling.svg is not well-formed XML"
+    else
+        note "xmllint is not installed: results.svg and scaling.svg are not checked as XML"
     fi
     [ "$(grep -c '<rect x="380"' "$svg")" -ge 7 ] || fail "expected a bar per case in results.svg"
-    # One verdict per target, from the medians.
-    [ "$(grep -cE '^- .*: (n/a \(no python3\)|[0-9.]+ \(target [<>]= [0-9.]+\): (met|MISSED))$' "$md")" = 5 ] ||
-        fail "expected 5 target lines (met, MISSED or n/a) in results.md:" "$(cat "$md")"
+    # One verdict per target, from the medians; lesson 09's two by name.
+    local verdict='(n/a \(no python3\)|[0-9.]+ \(target [<>]= [0-9.]+\): (met|MISSED))$'
+    [ "$(grep -cE "^- .*: $verdict" "$md")" = 7 ] ||
+        fail "expected 7 target lines (met, MISSED or n/a) in results.md:" "$(cat "$md")"
+    grep -qE "^- shared map / plain loop, C: [0-9.]+ \(target <= 1\): (met|MISSED)$" "$md" ||
+        fail "no target line for the shared map against the plain loop:" "$(cat "$md")"
+    grep -qE "^- Pool.map / shared map: $verdict" "$md" ||
+        fail "no target line for Pool.map against the shared map:" "$(cat "$md")"
     # Progress as it goes, a line a case, on stderr; the tree it times.
     local step
-    for step in 1 2 3 4 5; do
-        grep -q "^bench: \[$step/5\] " <<<"$stderr" || fail "no progress line [$step/5] on stderr:" "$stderr"
+    for step in 1 2 3 4 5 6; do
+        grep -q "^bench: \[$step/6\] " <<<"$stderr" || fail "no progress line [$step/6] on stderr:" "$stderr"
     done
     assert_match 'the capstone pool of solutions/08-pool' "$output" "the bench's first line"
 }

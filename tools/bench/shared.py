@@ -14,7 +14,7 @@ Usage: python3 shared.py map N WORKERS | loop N
 import multiprocessing as mp
 import sys
 import time
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 
 
 def worker(in_name, out_name, counter, n, chunksize):
@@ -67,6 +67,17 @@ def case_map(n, workers):
         outs.unlink()
 
 
+def stop_resource_tracker():
+    """End and reap the resource tracker that SharedMemory(create=True)
+    started: left alone, it outlives this process for a moment (end-of-file
+    on its pipe is its cue to go), and nobody reaps it. _stop() is what
+    Python's own tests call; an interpreter without it leaves the tracker
+    as before."""
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        stop()
+
+
 def case_loop(n):
     xs = list(range(n))
     out = [0] * n
@@ -80,6 +91,7 @@ def main(argv):
     case = argv[1] if len(argv) > 1 else ""
     if case == "map" and len(argv) == 4:
         print(case, case_map(int(argv[2]), int(argv[3])))
+        stop_resource_tracker()
     elif case == "loop" and len(argv) == 3:
         print(case, case_loop(int(argv[2])))
     else:
