@@ -17,6 +17,8 @@
 #   make report [STUDENT=..] [FORMAT=json|junit|gradescope] [REPORT_DIR=reports]
 #                           every lesson's results, in files named for the student
 #   make room [DIR=reports] a folder of reports as one room table (text and HTML)
+#   make handout DIR=..     a copy without the solutions, for graded work
+#   make help               the commands, from the README's table
 #   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
 #   make bench              the capstone pool and lesson 09's shared map against
 #                           Python's multiprocessing
@@ -59,13 +61,20 @@ mainsrcs = $(filter-out $(call progsrcs,$(1),$(2)),$(wildcard $(1)/$(2)/*.c))
 extras   = $(patsubst $(1)/$(2)/prog-%.c,$(BUILD)/$(1)/$(2)/%,$(call progsrcs,$(1),$(2)))
 PROGRAMS = $(foreach l,$(LESSONS),$(call program,$(TREE),$(l)) $(call extras,$(TREE),$(l)))
 
+# Every program is linked under a name of its own and renamed into place:
+# a build never changes a file a running test is executing (a check, a
+# suite and a tool can run make on the same build/ at once; a linker
+# writing in place leaves a moment with a file that cannot be run).
+TMP = $@.tmp$$$$
+PLACE = && mv -f $(TMP) $@ || { rm -f $(TMP); exit 1; }
+
 define program_rule
 $(call program,$(1),$(2)): $(call mainsrcs,$(1),$(2)) $(wildcard $(1)/$(2)/*.h) $(BUILD)/.cflags
 	@mkdir -p $$(@D)
-	$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDLIBS)
+	$$(CC) $$(ALL_CFLAGS) -o $$(TMP) $$(filter %.c,$$^) $$(LDLIBS) $$(PLACE)
 $(BUILD)/$(1)/$(2)/%: $(1)/$(2)/prog-%.c $(filter-out %/main.c,$(call mainsrcs,$(1),$(2))) $(wildcard $(1)/$(2)/*.h) $(BUILD)/.cflags
 	@mkdir -p $$(@D)
-	$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.c,$$^) $$(LDLIBS)
+	$$(CC) $$(ALL_CFLAGS) -o $$(TMP) $$(filter %.c,$$^) $$(LDLIBS) $$(PLACE)
 endef
 $(foreach t,lessons solutions,$(foreach l,$(LESSONS),$(eval $(call program_rule,$(t),$(l)))))
 
@@ -81,14 +90,14 @@ LIBRT := $(if $(filter Linux,$(shell uname -s)),-lrt -lpthread)
 # program it runs to count its processes exactly: always plain builds.
 build/tests/guard: tests/lib/guard.c tests/lib/forkwatch.h build/tests/forkwatch.so
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -o $@ $< -lm
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -o $(TMP) $< -lm $(PLACE)
 build/tests/forkwatch.so: tests/lib/forkwatch.c tests/lib/forkwatch.h
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $@ $< $(LIBDL)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $(TMP) $< $(LIBDL) $(PLACE)
 # For the injection stage of make test: short transfers and EINTR.
 build/tests/shortio.so: tests/lib/shortio.c
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $@ $< $(LIBDL) $(LIBRT)
+	$(CC) -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -g -shared -fPIC -o $(TMP) $< $(LIBDL) $(LIBRT) $(PLACE)
 
 # A lesson's last check result, remade by `make` only when the lesson's
 # files, its suite or the harness changed since: make's own dependency
@@ -105,14 +114,14 @@ recheck: $(wildcard build/results/$(TREE)/*.result)
 # and the seed's hello on the capstone pool (make bench), optimised.
 build/tools/%: tools/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_STD) -O1 -o $@ $<
+	$(CC) $(CFLAGS_STD) -O1 -o $(TMP) $< $(PLACE)
 # Lesson 09's shared-memory cases: no pool, so the same for either tree.
 build/tools/bench/shared: tools/bench/shared.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_STD) -O2 -o $@ $<
+	$(CC) $(CFLAGS_STD) -O2 -o $(TMP) $< $(PLACE)
 # make bench times the reference capstone; with TREE=lessons given on the
 # command line or in the environment, the learner's own.
-BENCH_TREE := $(if $(filter command line environment,$(origin TREE)),$(TREE),solutions)
+BENCH_TREE := $(if $(filter command line environment,$(origin TREE)),$(TREE),$(if $(wildcard solutions/08-pool),solutions,lessons))
 define bench_rules
 build/tools/$(1)/bench: tools/bench/bench.c tools/bench/floor.c tools/bench/bench.h $(1)/08-pool/pool.c $(1)/08-pool/pool.h
 	@mkdir -p $$(@D)
@@ -127,7 +136,7 @@ LEARN = tests/lib/learn
 
 .DEFAULT_GOAL := status
 .PHONY: status programs recheck start check run hint watch reset reset-all \
-	solution doctor preflight report room trace bench test clean FORCE
+	solution doctor preflight report room handout help trace bench test clean FORCE
 
 programs: $(PROGRAMS)
 
@@ -169,6 +178,13 @@ report:
 
 room:
 	@tools/room $(or $(DIR),reports)
+
+handout:
+	@$(LEARN) handout "$(DIR)"
+
+# The README's table of commands.
+help:
+	@sed -n 's/^| \(`make[^|]*\) | \(.*\) |$$/\1\t\2/p' README.md | tr -d '`' | awk -F '\t' '{ printf "  %-34s %s\n", $$1, $$2 }'
 
 trace: build/tools/trace
 	@$(LEARN) trace $(L) $(ARGS)

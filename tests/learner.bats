@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
 # The learner's commands (make, start, check, run, hint, watch, reset,
-# solution, doctor, preflight, report, and tools/room), each tried in a fresh copy of the repository, as a
+# solution, doctor, preflight, report, handout, and tools/room), each tried in a fresh copy of the repository, as a
 # student would: a starter fails, a solved lesson passes and shows as passed,
 # progress is re-checked when a file changes, reset restores a starter.
 
@@ -318,7 +318,7 @@ json_get() {
     assert_match 'skipped \(1 test, not counted as passed\): frobnicate is not installed' "$check" "the guarantee named"
     assert_match 'lesson 01 fork: passed.*\(14 of 15 tests; 1 skipped on this machine, not counted\)' "$check" "the verdict"
     assert_match '01  fork +passed \(14 of 15 tests; 1 skipped on this machine\)' "$table" "the table"
-    grep -q '{"lesson": "01-fork", "state": "passed", "passed": 14, "failed": 0, "skipped": 1, ' \
+    grep -q '{"lesson": "01-fork", "state": "passed", "compiles": true, "passed": 14, "failed": 0, "skipped": 1, ' \
         "$COPY/reports/forklings-cy.json" || fail "the report counts the skip as passed:" "$(grep '"lesson": "01' "$COPY/reports/forklings-cy.json")"
     grep -q '"state": "skipped", "time": [0-9.]*, "reason": "frobnicate is not installed"' "$COPY/reports/forklings-cy.json" ||
         fail "the skipped test has no reason in the report"
@@ -349,6 +349,24 @@ json_get() {
     [ ! -e "$COPY/.forklings-start" ] || fail "make start did not reset the start"
     in_copy -- make --no-print-directory
     assert_match '01  fork +not yet checked' "$output" "the table after the reset"
+}
+
+@test "make handout: a copy without solutions/ and mutants, its own git repository, whose report tells an untouched starter" {
+    fresh
+    local out=$BATS_TEST_TMPDIR/handout
+    in_copy -- make --no-print-directory handout "DIR=$out"
+    assert_status 0
+    assert_match "handout: $out " "$output" "where it wrote"
+    [ -d "$out/lessons/01-fork" ] && [ -f "$out/tests/01-fork.bats" ] || fail "the handout has no lessons or suites"
+    [ ! -e "$out/solutions" ] && [ ! -e "$out/tests/mutants" ] || fail "the handout still has solutions/ or tests/mutants/"
+    [ -z "$(git -C "$out" log --all --format=%H -- solutions)" ] || fail "the handout's history holds the solutions"
+    run_guarded --cap 400 --deadline 120 -- env -C "$out" TERM=dumb make --no-print-directory report STUDENT=eve FORMAT=json
+    assert_status 0
+    grep -q '{"lesson": "01-fork", "state": "not attempted"' "$out/reports/forklings-eve.json" ||
+        fail "an untouched starter of the handout is not 'not attempted':" "$(grep '"lesson"' "$out/reports/forklings-eve.json")"
+    in_copy -- make --no-print-directory handout "DIR=$out"
+    assert_status 2
+    assert_match 'exists and is not empty' "$stderr" "a second handout into the same folder"
 }
 
 @test "three made-up students' reports merge into one room table" {
