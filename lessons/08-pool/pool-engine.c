@@ -127,7 +127,7 @@ int
 expire_late(struct pool *p, struct job *job)
 {
     /* TODO(08): with cfg.timeout_ms (0: none), each worker whose running
-     * chunk has run that long by w->began_ns is late: stop it for certain
+     * chunk has run that long since w->began_ns is late: stop it for certain
      * (it may be stuck anywhere) and reap it, fail that chunk as a timeout
      * while its queued chunks go again, and fill its slot while the pool
      * runs. A chunk whose result has arrived is never late: the results
@@ -199,14 +199,17 @@ send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
  * (or the worker is gone), or the earliest deadline of a running chunk
  * (cfg.timeout_ms) has passed; receive each result that has begun to
  * arrive, then fail the chunks that are late (expire_late()). Returns at
- * once when no worker is busy. Returns 0; 1 when cancel_fd became readable
- * (POOL_ECANCELED); -1 when the pool is broken.
+ * once when no worker is busy, and when a signal interrupts the wait (the
+ * caller waits again, with a timeout from the time left: a wait restarted
+ * whole after each signal might never reach its deadline). Returns 0; 1
+ * when cancel_fd became readable (POOL_ECANCELED); -1 when the pool is
+ * broken.
  */
 int
 wait_results(struct pool *p, struct job *job)
 {
     /* TODO(08): one wait for every busy worker and cancel_fd, that ends
-     * by the earliest deadline (an interrupted wait goes on). With no
+     * by the earliest deadline; a signal returns 0, to wait again. With no
      * worker busy, never wait: return to feed a worker with room, or break
      * the pool (items lost track of). A readable cancel_fd is
      * POOL_ECANCELED. Then receive every result that has begun to arrive,

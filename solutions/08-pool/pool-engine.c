@@ -262,8 +262,11 @@ send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
  * (or the worker is gone), or the earliest deadline of a running chunk
  * (cfg.timeout_ms) has passed; receive each result that has begun to
  * arrive, then fail the chunks that are late (expire_late()). Returns at
- * once when no worker is busy. Returns 0; 1 when cancel_fd became readable
- * (POOL_ECANCELED); -1 when the pool is broken.
+ * once when no worker is busy, and when a signal interrupts the wait (the
+ * caller waits again, with a timeout from the time left: a wait restarted
+ * whole after each signal might never reach its deadline). Returns 0; 1
+ * when cancel_fd became readable (POOL_ECANCELED); -1 when the pool is
+ * broken.
  */
 int
 wait_results(struct pool *p, struct job *job)
@@ -282,11 +285,12 @@ wait_results(struct pool *p, struct job *job)
         return break_pool(p);
     }
     waited = p->trace_fd != -1 ? now_ns() : 0;
-    while (poll(p->pfds, n, timeout) == -1)
-        if (errno != EINTR) {
-            sys_error(&p->error, "poll");
-            return break_pool(p);
-        }
+    if (poll(p->pfds, n, timeout) == -1) {
+        if (errno == EINTR)
+            return 0;           /* run_job() waits again, for the time left */
+        sys_error(&p->error, "poll");
+        return break_pool(p);
+    }
     if (p->trace_fd != -1)      /* no system call for a trace not asked for */
         trace_line(p, "wait %ld %lld %lld\n", (long)p->owner, waited,
                    now_ns());
