@@ -119,16 +119,20 @@ build/tools/%: tools/%.c
 build/tools/bench/shared: tools/bench/shared.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_STD) -O2 -o $(TMP) $< $(PLACE)
-# make bench times the reference capstone; with TREE=lessons given on the
+# make bench times the reference capstone (the learner's in a copy without
+# solutions/, made by make handout); with TREE=lessons given on the
 # command line or in the environment, the learner's own.
 BENCH_TREE := $(if $(filter command line environment,$(origin TREE)),$(TREE),$(if $(wildcard solutions/08-pool),solutions,lessons))
+# The capstone's library: every .c file of 08 but its programs (main.c,
+# prog-*.c), and its headers.
+poollib  = $(filter-out %/main.c $(call progsrcs,$(1),08-pool),$(wildcard $(1)/08-pool/*.c)) $(wildcard $(1)/08-pool/*.h)
 define bench_rules
-build/tools/$(1)/bench: tools/bench/bench.c tools/bench/floor.c tools/bench/bench.h $(1)/08-pool/pool.c $(1)/08-pool/pool.h
+build/tools/$(1)/bench: tools/bench/bench.c tools/bench/floor.c tools/bench/bench.h $(call poollib,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_STD) -I$(1)/08-pool -O2 -o $$@ $$(filter %.c,$$^)
-build/tools/$(1)/hello: tools/bench/hello.c $(1)/08-pool/pool.c $(1)/08-pool/pool.h
+	$$(CC) $$(CFLAGS_STD) -I$(1)/08-pool -O2 -o $$(TMP) $$(filter %.c,$$^) $$(PLACE)
+build/tools/$(1)/hello: tools/bench/hello.c $(call poollib,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_STD) -I$(1)/08-pool -O2 -o $$@ $$(filter %.c,$$^)
+	$$(CC) $$(CFLAGS_STD) -I$(1)/08-pool -O2 -o $$(TMP) $$(filter %.c,$$^) $$(PLACE)
 endef
 $(foreach t,lessons solutions,$(eval $(call bench_rules,$(t))))
 

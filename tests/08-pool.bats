@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: MIT
-# Lesson 08 pool: the capstone. The pool library (pool.h, pool.c) through
-# its demo program `pool`, then its acceptance suite (prog-acceptance.c):
+# Lesson 08 pool: the capstone. The pool library (pool.h and the pool-*.c
+# files) through its demo program `pool`, then its acceptance suite
+# (prog-acceptance.c):
 # CPython's own Pool tests and concurrent.futures' crash cases, one case per
 # test, each under the guard with a deadline and a census of what is left.
-# The starter fails: "worker recycling changes the worker pids and still returns every result"
+# The starter fails: "reproduces the seed's functor: -F 2,3 1 2 3 4 5 prints [15, 24, 33, 42, 51]"
 
 # shellcheck disable=SC2154 # status, output, g_* are set by lib/harness
 load lib/harness
@@ -317,22 +318,22 @@ C
 }
 
 @test "imap_unordered hands over each result exactly once" {
-    run_case --hint "each result reaches the caller through deliver_unordered() (TODO 2)." \
+    run_case --hint "each result reaches the caller through deliver_unordered() (TODO 5)." \
         unordered-once
 }
 
 @test "imap_unordered hands over only the items that succeeded, and names the failed one" {
-    run_case --hint "deliver_unordered() (TODO 2) skips an item when h->failed > 0 and its code is not 0." \
+    run_case --hint "deliver_unordered() (TODO 5) skips an item when h->failed > 0 and its code is not 0." \
         unordered-errors
 }
 
 @test "imap_unordered with one worker keeps the input order" {
-    run_case --hint "each result reaches the caller through deliver_unordered() (TODO 2)." \
+    run_case --hint "each result reaches the caller through deliver_unordered() (TODO 5)." \
         unordered-one-worker
 }
 
 @test "imap_unordered stops when the callback says so, and the pool stays usable" {
-    run_case --hint "deliver_unordered() (TODO 2) sets job->stopped when each() returns non-zero, and hands over nothing more." \
+    run_case --hint "deliver_unordered() (TODO 5) sets job->stopped when each() returns non-zero, and hands over nothing more." \
         unordered-stop
 }
 
@@ -341,7 +342,7 @@ C
 }
 
 @test "terminate returns promptly while long tasks run, even if they ignore SIGTERM" {
-    run_case --hint "the map stops only when the callback says so, through deliver_unordered() (TODO 2); until then the tasks of 60 s run on." \
+    run_case --hint "the map stops only when the callback says so, through deliver_unordered() (TODO 5); until then the tasks of 60 s run on." \
         terminate-prompt
 }
 
@@ -354,7 +355,7 @@ C
 }
 
 @test "worker recycling changes the worker pids and still returns every result" {
-    run_case --hint "recycle_if_spent() (TODO 1) replaces a worker once w->tasks reaches cfg.maxtasks." \
+    run_case --hint "recycle_if_spent() (TODO 6) replaces a worker once w->tasks reaches cfg.maxtasks." \
         worker-recycling
 }
 
@@ -383,27 +384,27 @@ C
 # ---- the acceptance suite: workers that die ------------------------------
 
 @test "a worker killed during a task fails its chunk, is replaced, and nothing hangs" {
-    run_case --hint "bury_worker() (TODO 3) fails the dead worker's chunk with lose_chunk() and spawns a new worker." \
+    run_case --hint "bury_worker() (TODO 7) fails the dead worker's chunk with lose_chunk() and spawns a new worker." \
         crash-during-task
 }
 
 @test "a worker that calls _exit() during a task fails its item with that status" {
-    run_case --hint "bury_worker() (TODO 3) fails the dead worker's chunk with lose_chunk() and spawns a new worker." \
+    run_case --hint "bury_worker() (TODO 7) fails the dead worker's chunk with lose_chunk() and spawns a new worker." \
         exit-during-task
 }
 
 @test "a worker dead before it receives its task fails that task, no hang" {
-    run_case --hint "a task written to a dead worker fails with EPIPE, and send_chunk() calls bury_worker() (TODO 3)." \
+    run_case --hint "a task written to a dead worker fails with EPIPE, and send_chunks() (TODO 2) calls bury_worker() (TODO 7)." \
         crash-before-receipt
 }
 
 @test "a worker killed while sending a result bigger than a pipe fails that item, no hang" {
-    run_case --hint "a record cut short means the worker died while sending it: receive() calls bury_worker() (TODO 3)." \
+    run_case --hint "a record cut short means the worker died while sending it: receive() (TODO 4) calls bury_worker() (TODO 7)." \
         crash-while-sending
 }
 
 @test "a worker that closes its result pipe and runs on is killed, not waited for" {
-    run_case --hint "the worker closed its result pipe but sleeps on: bury_worker() (TODO 3) must kill(pid, SIGKILL) before reap_worker() waits for it." \
+    run_case --hint "the worker closed its result pipe but sleeps on: bury_worker() (TODO 7) must kill(pid, SIGKILL) before reap_worker() waits for it." \
         mute-worker
 }
 
@@ -435,13 +436,25 @@ ok no-repeated-output"
 }
 
 @test "a stop from each() with chunks queued hands over nothing more, and no later call sees them" {
-    run_case --hint "abandon_in_flight() marks every chunk a worker holds, queued ones too; deliver_unordered() (TODO 2) stops at once." \
+    run_case --hint "abandon_in_flight() marks every chunk a worker holds, queued ones too; deliver_unordered() (TODO 5) stops at once." \
         stop-with-queued
 }
 
 @test "maxtasks with chunks queued: no worker is sent more than its tasks, each is replaced after exactly that many" {
-    run_case --hint "has_room() sends a worker no more chunks than cfg.maxtasks; recycle_if_spent() (TODO 1) replaces it once w->tasks reaches it." \
+    run_case --hint "has_room() sends a worker no more chunks than cfg.maxtasks; recycle_if_spent() (TODO 6) replaces it once w->tasks reaches it." \
         recycling-with-queued
+}
+
+# ---- the acceptance suite: timeouts (pool_config.timeout_ms) -------------
+
+@test "a chunk that never ends fails with POOL_ETIMEOUT; its worker is replaced, its queued chunks run once elsewhere" {
+    run_case --deadline 30 --hint "expire_late() (TODO 8) kills and reaps the worker of a late chunk, lose_late_chunk() fails that chunk and sends the queued ones again, and a new worker takes the slot; wait_results() calls it after receiving, with poll()'s timeout from watch_set()." \
+        timeout-late-chunk
+}
+
+@test "a chunk's clock starts when it begins to run: chunks queued behind others do not time out" {
+    run_case --deadline 30 --hint "the clock of a worker's next chunk starts when receive() has taken the result before it (w->began_ns), and when send_chunks() sends a chunk to an idle worker." \
+        timeout-clock-per-chunk
 }
 
 # ---- the acceptance suite: the library in a program ----------------------

@@ -196,6 +196,7 @@ kind_name(enum pool_failure kind)
         [POOL_EWORKER] = "POOL_EWORKER", [POOL_EINIT] = "POOL_EINIT",
         [POOL_ESTATE] = "POOL_ESTATE", [POOL_EINVAL] = "POOL_EINVAL",
         [POOL_ECANCELED] = "POOL_ECANCELED", [POOL_ESYS] = "POOL_ESYS",
+        [POOL_ETIMEOUT] = "POOL_ETIMEOUT",
     };
 
     if ((unsigned)kind < sizeof names / sizeof names[0] && names[kind] != NULL)
@@ -768,7 +769,8 @@ worker_count_validation(void)
     static const struct pool_config bad[] = {
         {.workers = -1}, {.workers = POOL_MAX_WORKERS + 1}, {.maxtasks = -1},
         {.workers = 1, .grace_ms = -5}, {.workers = 1, .cancel_fd = 1},
-        {.workers = 1, .cancel_fd = -1}};
+        {.workers = 1, .cancel_fd = -1}, {.workers = 1, .timeout_ms = -1},
+        {.workers = 1, .timeout_ms = POOL_MAX_TIMEOUT_MS + 1L}};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct pool_error err;
     struct pool *p;
@@ -1859,6 +1861,98 @@ parent_killed(void)
 
 /* ---- main ------------------------------------------------------------- */
 
+/* The timeout of the timeout cases: far above the time any chunk that
+ * ends takes, however slow the machine (valgrind, a loaded CPU), and far
+ * below the chunk that never ends. */
+#define TIMEOUT_MS 2000
+
+/*
+ * A chunk that never ends, with chunks queued behind it: 2 workers, depth
+ * 4, timeout_ms. Before the parent waits for any result, worker 0 holds
+ * chunk 0 (it sleeps for ten minutes) and three more chunks queued behind
+ * it. Exactly the items of chunk 0 fail, with POOL_ETIMEOUT; worker 0 is
+ * killed and replaced; its queued chunks, never begun, run elsewhere, each
+ * item exactly once, and every other result is exact.
+ */
+static int
+timeout_case(long cs)
+{
+    static unsigned char runs[40];
+    static struct answer answers[40];
+    struct order orders[40];
+    long skip[4] = {-1, -1, -1, -1};
+    const struct pool_error *e;
+    struct pool *p = make_pool((struct pool_config){.workers = 2, .depth = 4,
+                                                    .timeout_ms = TIMEOUT_MS});
+    pid_t victim;
+
+    CHECK(p != NULL, "no pool");
+    victim = pool_worker_pid(p, 0);
+    plain_orders(orders, 40);
+    orders[0] = (struct order){.x = 0, .action = SLEEP, .arg = 600000};
+    for (long i = 0; i < cs; i++)
+        skip[i] = i;
+    memset(answers, 0, sizeof answers);
+    CHECK(pool_map(p, &POOL_FUNC(obey, struct order, struct answer), orders,
+                   answers, 40, cs) == -1, "map did not fail: the chunk that "
+          "never ends was not timed out");
+    CHECK(failed_with(p, POOL_ETIMEOUT), "not POOL_ETIMEOUT");
+    e = pool_last_error(p);
+    CHECK(e->index == 0 && e->failed == cs && e->pid == victim &&
+          e->code == TIMEOUT_MS, "chunksize %ld: index %ld, failed %ld, pid "
+          "%ld, code %d; expected 0, %ld, %ld, %d (the pool said: %s)", cs,
+          e->index, e->failed, (long)e->pid, e->code, cs, (long)victim,
+          TIMEOUT_MS, e->message);
+    CHECK(squares_ok(answers, 40, skip), "chunksize %ld: wrong results", cs);
+    CHECK(count_runs(runs, 40) == 0, "runs of items that do not exist");
+    for (long i = 0; i < 40; i++)
+        CHECK(runs[i] == (i == 0 || i >= cs), "chunksize %ld: item %ld ran %d "
+              "times, expected %s", cs, i, runs[i], i == 0 || i >= cs ? "once"
+              : "never (the chunk before it in its task never ended)");
+    CHECK(pool_worker_pid(p, 0) != victim && pool_worker_pid(p, 0) > 0,
+          "the worker of the late chunk was not replaced");
+    CHECK(map_sqr_ok(p, 30, 0), "the pool is not usable afterwards");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
+static int
+timeout_late_chunk(void)
+{
+    CHECK(pipe(ran_pipe) == 0, "pipe: %s", strerror(errno));
+    for (long cs = 1; cs <= 3; cs += 2)
+        if (timeout_case(cs) == -1)
+            return -1;
+    return 0;
+}
+
+/*
+ * A chunk's clock starts when it begins to run, not when it is queued: one
+ * worker, depth 8, ten chunks of one item that each sleeps 250 ms, sent
+ * eight at once. The whole map takes at least 2.5 s, longer than
+ * timeout_ms; each chunk takes 250 ms and a little. Nothing times out, and
+ * every result is exact.
+ */
+static int
+timeout_clock_per_chunk(void)
+{
+    struct answer answers[10];
+    struct order orders[10];
+    struct pool *p = make_pool((struct pool_config){.workers = 1, .depth = 8,
+                                                    .timeout_ms = TIMEOUT_MS});
+
+    CHECK(p != NULL, "no pool");
+    for (long i = 0; i < 10; i++)
+        orders[i] = (struct order){.x = i, .action = SLEEP, .arg = 250};
+    CHECK(pool_map(p, &POOL_FUNC(obey, struct order, struct answer), orders,
+                   answers, 10, 1) == 0, "a map of ten chunks of 250 ms "
+          "failed with timeout_ms %d: %s", TIMEOUT_MS,
+          pool_last_error(p)->message);
+    CHECK(squares_ok(answers, 10, NULL), "wrong results");
+    CHECK(finish_pool(&p) == 0, "join failed");
+    return 0;
+}
+
 static const struct acceptance_case cases[] = {
     {"map-equals-loop", map_equals_loop},
     {"map-chunksizes", map_chunksizes},
@@ -1898,6 +1992,8 @@ static const struct acceptance_case cases[] = {
     {"group-sigint", group_sigint},
     {"worker-signals", worker_signals},
     {"parent-killed", parent_killed},
+    {"timeout-late-chunk", timeout_late_chunk},
+    {"timeout-clock-per-chunk", timeout_clock_per_chunk},
 };
 
 /* Flush stdout; on failure (a full disk, a closed stdout) say so in one

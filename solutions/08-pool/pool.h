@@ -95,6 +95,7 @@
 #define POOL_MESSAGE_MAX 200    /* bytes in pool_error.message, '\0' included */
 #define POOL_DEPTH 8            /* most chunks a worker holds at depth 0 */
 #define POOL_MAX_DEPTH 16       /* the most pool_config.depth may ask for */
+#define POOL_MAX_TIMEOUT_MS 86400000 /* the most pool_config.timeout_ms: a day */
 
 /* A pool of worker processes; pool_create() makes one. Opaque. */
 struct pool;
@@ -140,6 +141,21 @@ struct pool_config {
                                  * cost most; 1 after a longer one, so that
                                  * long chunks go to whichever worker is
                                  * free; 2 until its first chunk is done */
+    long timeout_ms;            /* 0: none. Else a chunk that runs this long
+                                 * on its worker fails: its items fail with
+                                 * POOL_ETIMEOUT, the worker is killed
+                                 * (SIGKILL) and replaced, and the chunks
+                                 * queued behind it, never begun, are sent
+                                 * again. A chunk's clock starts when it
+                                 * begins to run, as far as the parent can
+                                 * tell: when it is sent to an idle worker,
+                                 * or when the result of the chunk before it
+                                 * arrives. It times a chunk, not an item:
+                                 * allow for chunksize items. Up to
+                                 * POOL_MAX_TIMEOUT_MS. Python's Pool has no
+                                 * counterpart: AsyncResult.get(timeout)
+                                 * waits that long, then raises
+                                 * TimeoutError, but the task runs on */
 };
 
 /*
@@ -200,7 +216,9 @@ enum pool_failure {
                                  * or pool_join() on a running pool */
     POOL_EINVAL,                /* a bad argument or configuration */
     POOL_ECANCELED,             /* cancel_fd became readable */
-    POOL_ESYS                   /* a system call failed: code is its errno */
+    POOL_ESYS,                  /* a system call failed: code is its errno */
+    POOL_ETIMEOUT               /* an item's chunk ran past timeout_ms: its
+                                 * worker was killed */
 };
 
 /*
@@ -215,7 +233,7 @@ struct pool_error {
     long failed;                /* items that failed in the call */
     int code;                   /* ETASK, EINIT: the function's return value;
                                  * EWORKER, EINIT: exit status, when the worker
-                                 * exited; ESYS: errno */
+                                 * exited; ESYS: errno; ETIMEOUT: timeout_ms */
     int signal;                 /* EWORKER, EINIT: the signal that killed
                                  * the worker, or 0 */
     pid_t pid;                  /* the worker concerned, or 0 */
@@ -229,7 +247,7 @@ struct pool_error {
  * cfg may be NULL (all defaults). Returns the pool; or NULL, with *err
  * filled in when err is not NULL: POOL_EINVAL for a bad cfg (workers < 0 or
  * > POOL_MAX_WORKERS, maxtasks < 0, grace_ms < 0, cancel_fd < 0 or 1 or 2,
- * depth < 0 or > POOL_MAX_DEPTH),
+ * depth < 0 or > POOL_MAX_DEPTH, timeout_ms < 0 or > POOL_MAX_TIMEOUT_MS),
  * POOL_EINIT when an initializer failed or its worker died (Python would
  * start it again, for ever), POOL_ESYS when a fork or a pipe failed. When
  * it fails, every worker it started has been stopped and reaped.
@@ -265,7 +283,9 @@ long pool_default_chunksize(long n, long workers);
  * every item of the chunk it was running (POOL_EWORKER) and is replaced at
  * once by a new worker; the chunks queued behind it, which it never began,
  * are sent to a worker again, so each item still runs at most once and
- * is reported once. The call never waits for a result that cannot come. Other
+ * is reported once. With cfg.timeout_ms, a chunk that runs that long fails
+ * the same way (POOL_ETIMEOUT), its worker killed and replaced. The call
+ * never waits for a result that cannot come. Other
  * failures: POOL_ESTATE (the pool is not running), POOL_EINVAL (f->call is
  * NULL, in_size is 0, n < 0, chunksize < 0, args_size > 0 with args NULL,
  * in or out NULL while there are items and bytes to read or write),
