@@ -57,6 +57,15 @@ markdown_files() {
     [ ${#bad[@]} = 0 ] || fail "README, TODOs and hints disagree:" "${bad[@]}"
 }
 
+@test "from lesson 03 on the learner writes at least 60 lines, and a TODO names at most 2 calls (tools/todo-stats -c)" {
+    run_guarded --cap 2000 -- "$FORKLINGS_ROOT/tools/todo-stats" -c
+    assert_status 0
+    local l
+    for l in "$FORKLINGS_ROOT"/lessons/[0-9][0-9]-*; do
+        assert_match "^${l##*/} +[0-9]+ +[0-9]+ +[0-9]+ +[0-9.]+$" "$(grep "^${l##*/} " <<<"$output")" "the row of ${l##*/}"
+    done
+}
+
 @test "code quoted from a lesson matches the lesson's file" {
     local md file block n=0 bad=()
     while read -r md; do
