@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench.c: the C side of `make bench` (tools/bench/run drives it), on the
- * capstone pool, lesson 08's solution (solutions/08-pool/pool.c).
+ * capstone pool, lesson 08's library (solutions/08-pool/pool-*.c).
  *
  * Usage: bench CASE ARGS; each case prints "CASE SECONDS":
  *   overhead N [K]  N trivial tasks, chunksize 1: the cost of one task;
