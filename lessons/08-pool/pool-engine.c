@@ -157,8 +157,13 @@ receive(struct pool *p, struct job *job, struct worker *w)
      * (or claiming more failures than items) buries the worker, and so does
      * a cut in the item codes that follow when some failed. Unless the
      * chunk is abandoned: its failures noted, its items handed over (for
-     * imap_unordered) and counted done. Then retire it, start the clock of
-     * the worker's next chunk, and bury or recycle the worker as due. */
+     * imap_unordered) and counted done. Each chunk received is a task
+     * line of the trace (pool.h's POOL_TRACE: its first item, count, the
+     * worker's pid, its start and end). Then retire it, start the clock of
+     * the worker's next chunk, and bury the worker if its task pipe is
+     * gone and it holds nothing more, else recycle it if spent. The
+     * read-ahead buffer w->ahead is made here on first use (none: read on
+     * without). */
     (void)job;                  /* delete these lines when done */
     (void)w;
     set_error(&p->error, POOL_ESYS, -1, "receive() is a stub: a result "
@@ -184,7 +189,9 @@ send_chunks(struct pool *p, struct job *job, struct worker *w, long max)
      * next, holding each before it is written (a failed write must fail
      * or return it, never lose it), and write all their records at once.
      * An idle worker gets one chunk alone, its pipes fitted to it, and the
-     * chunk's clock starts once written. EPIPE: an idle worker is buried;
+     * chunk's clock starts once written (its task pipe fitted to the
+     * chunk, its result pipe to the header and results). EPIPE: an idle worker is
+     * buried and that counts as 1 sent, so the caller feeds its successor;
      * a busy one gives back what was not sent and loses its task pipe. */
     (void)job;                  /* delete these lines when done */
     (void)w;
@@ -213,7 +220,8 @@ wait_results(struct pool *p, struct job *job)
      * worker busy, never wait: return to feed a worker with room, or break
      * the pool (items lost track of). A readable cancel_fd is
      * POOL_ECANCELED. Then receive every result that has begun to arrive,
-     * those read ahead too, and only after that fail the late chunks. */
+     * those read ahead too, and only after that fail the late chunks. With
+     * a trace, each wait is a wait line (the parent's pid, start, end). */
     (void)job;                  /* delete these lines when done */
     set_error(&p->error, POOL_ESYS, -1, "wait_results() is a stub: no "
               "result was awaited");
@@ -231,10 +239,10 @@ run_job(struct pool *p, struct job *job)
 {
     /* TODO(08): until every item is done, the callback asked to stop, or a
      * step failed: feed the workers, then wait for results while items are
-     * outstanding (the redo list starts empty). However the loop ends, no
-     * chunk the workers hold may reach a later call. Return -1 for a
-     * cancel or a broken pool, 1 for a stop, and otherwise 0 only when no
-     * item failed. */
+     * outstanding (empty the redo list first: a job starts with none).
+     * However the loop ends, no chunk the workers hold may reach a later
+     * call. Return -1 for a cancel or a broken pool, 1 for a stop, and
+     * otherwise 0 only when no item failed. */
     (void)job;                  /* delete these lines when done */
     set_error(&p->error, POOL_ESYS, -1, "run_job() is a stub: the map "
               "engine is yours to write (pool-engine.c)");

@@ -153,7 +153,8 @@ struct worker {
     long long began_ns;         /* when its oldest chunk began to run, as far
                                  * as the parent can tell (now_ns()): sent
                                  * to it idle, or the result before it taken */
-    unsigned char *ahead;       /* RESULTS_AHEAD bytes, or NULL: the slot's
+    unsigned char *ahead;       /* RESULTS_AHEAD bytes (receive() makes
+                                 * them on first use), or NULL: the slot's
                                  * results read ahead of the one taken */
     size_t ahead_from;          /* ahead[ahead_from .. ahead_to - 1] are */
     size_t ahead_to;            /* bytes read and not yet taken */
