@@ -174,10 +174,15 @@ trace_02() {
     assert_match 'the capstone pool of solutions/08-pool' "$output" "the bench's first line"
 }
 
-@test "make bench TREE=lessons times the learner's own capstone" {
-    run_guarded --cap 300 --deadline 240 -- env BENCH_QUICK=1 BENCH_REPS=1 \
+@test "make bench TREE=lessons times the learner's own capstone; the starter's, which cannot map, in one line" {
+    # The starter's engine is the learner's to write: every map fails, so
+    # the bench says so at once instead of timing failures.
+    run_guarded --cap 300 --deadline 120 -- env BENCH_QUICK=1 BENCH_REPS=1 \
         make --no-print-directory -C "$FORKLINGS_ROOT" bench TREE=lessons
-    assert_status 0
-    assert_match 'the capstone pool of lessons/08-pool' "$output" "the bench's first line"
+    [ "$status" -ne 0 ] || fail "make bench of the starter's capstone exited 0:" "$output"
     [ -x "$FORKLINGS_ROOT/build/tools/lessons/bench" ] || fail "no build/tools/lessons/bench was built"
+    assert_match 'the capstone pool of lessons/08-pool' "$output" "the bench's first line"
+    assert_match '^bench: the capstone pool of lessons/08-pool cannot map: .*stub.*; make check L=08 first$' \
+        "$(grep '^bench: ' <<<"$stderr" | head -1)" "the one line that says why"
+    [[ $stderr != *"[1/6]"* ]] || fail "the bench timed cases of a capstone that cannot map:" "$stderr"
 }

@@ -341,8 +341,9 @@ int pool_join(struct pool *p);
 /*
  * Python's terminate(): stop every worker now, even in the middle of a
  * task: SIGTERM to all (and SIGCONT, so that a stopped worker gets it too),
- * then SIGKILL to those still there after grace_ms, then reap them all. Work in flight is lost. Returns 0; or -1 when
- * waitpid() failed (POOL_ESYS).
+ * then SIGKILL to those still there after grace_ms, then reap them all.
+ * Work in flight is lost. Returns 0; or -1 when waitpid() failed
+ * (POOL_ESYS).
  */
 int pool_terminate(struct pool *p);
 

@@ -59,6 +59,7 @@ timed_map(long workers, int (*fn)(const void *, const void *, void *),
 
     if (p == NULL || xs == NULL || ys == NULL) {
         fprintf(stderr, "bench: %s\n", p == NULL ? err.message : "out of memory");
+        pool_destroy(&p);
         exit(1);
     }
     for (long i = 0; i < n; i++)
@@ -70,8 +71,11 @@ timed_map(long workers, int (*fn)(const void *, const void *, void *),
     if (pool_map(p, &f, xs, ys, n, chunksize) == -1)
         goto failed;
     t = seconds() - t;
-    if (fn == trivial && n > 0 && ys[n - 1] != n)
-        fprintf(stderr, "bench: wrong result %lld\n", ys[n - 1]), exit(1);
+    if (fn == trivial && n > 0 && ys[n - 1] != n) {
+        fprintf(stderr, "bench: wrong result %lld\n", ys[n - 1]);
+        pool_destroy(&p);
+        exit(1);
+    }
     pool_close(p);
     pool_join(p);
     pool_destroy(&p);
@@ -80,6 +84,7 @@ timed_map(long workers, int (*fn)(const void *, const void *, void *),
     return t;
 failed:
     fprintf(stderr, "bench: %s\n", pool_last_error(p)->message);
+    pool_destroy(&p);           /* its workers stopped and reaped first */
     exit(1);
 }
 
