@@ -302,6 +302,25 @@ json_get() {
         fail "expected one line from learn on stderr, got:" "$stderr"
 }
 
+@test "a failure message with backslashes and quotes stays valid JSON, in the report and in Gradescope's results.json" {
+    fresh
+    command -v python3 >/dev/null || skip "python3 is not installed: this test reads the JSON with it"
+    solve 01-fork
+    # A reproduce line quotes arguments with backslashes (-F 2\,3).
+    printf '\n@%s "a message with a backslash" {\n    fail %s\n}\n' test "'to reproduce:  prog -F 2\\,3 \"x\" | cat'" \
+        >>"$COPY/tests/01-fork.bats"
+    local out=$BATS_TEST_TMPDIR/bs
+    in_copy -- make --no-print-directory report STUDENT=di "REPORT_DIR=$out"
+    in_copy -- make --no-print-directory report STUDENT=di FORMAT=gradescope "REPORT_DIR=$out"
+    git -C "$COPY" checkout -q -- tests/01-fork.bats
+    local msg
+    msg=$(json_get "$out/forklings-di.json" '[t["message"] for t in d["lessons"][0]["tests"] if t["state"] == "failed"][0]') ||
+        fail "the report is not valid JSON:" "$(grep -n 'backslash' "$out/forklings-di.json")"
+    [ "$msg" = 'to reproduce:  prog -F 2\,3 "x" | cat' ] || fail "the message came out changed:" "$msg"
+    json_get "$out/results.json" 'd["tests"][0]["output"]' >/dev/null ||
+        fail "Gradescope's results.json is not valid JSON:" "$(cat "$out/results.json")"
+}
+
 @test "a skipped test is named as a guarantee this machine lacks, and never counted as passed" {
     fresh
     solve 01-fork
