@@ -1,7 +1,7 @@
 # forklings: the one interface for learners, instructors and CI.
 #
 #   make                    build your lessons, show each lesson's state and the next step
-#   make start [L=NN]       the room starts at lesson NN: earlier lessons are not
+#   make start [L=NN] [LAST=MM] the room starts at lesson NN (and ends at MM): others are not
 #                           part of the course (no L: every lesson counts again)
 #   make check [L=NN]       check one lesson (default: the first not yet passed);
 #                           it stops at the first failure, ALL=1 runs every test
@@ -17,7 +17,7 @@
 #   make report [STUDENT=..] [FORMAT=json|junit|gradescope] [REPORT_DIR=reports]
 #                           every lesson's results, in files named for the student
 #   make room [DIR=reports] a folder of reports as one room table (text and HTML)
-#   make handout DIR=..     a copy without the solutions, for graded work
+#   make handout DIR=.. [UPTO=NN] a copy without the solutions (and the lessons after NN)
 #   make help               the commands, from the README's table
 #   make trace L=NN [ARGS=] run lesson NN's program and draw the run (SVG, text)
 #   make bench              the capstone pool and lesson 09's shared map against
@@ -148,7 +148,7 @@ status:
 	@$(LEARN) status
 
 start:
-	@$(LEARN) start $(L)
+	@$(LEARN) start "$(L)" "$(LAST)"
 
 check:
 	@ALL=$(ALL) $(LEARN) check $(L)
@@ -184,7 +184,7 @@ room:
 	@tools/room $(or $(DIR),reports)
 
 handout:
-	@$(LEARN) handout "$(DIR)"
+	@$(LEARN) handout "$(DIR)" "$(UPTO)"
 
 # The README's table of commands.
 help:

@@ -383,9 +383,35 @@ json_get() {
     assert_status 0
     grep -q '{"lesson": "01-fork", "state": "not attempted"' "$out/reports/forklings-eve.json" ||
         fail "an untouched starter of the handout is not 'not attempted':" "$(grep '"lesson"' "$out/reports/forklings-eve.json")"
+    run_guarded -- env -C "$out" TERM=dumb make --no-print-directory solution L=01
+    assert_status 2
+    assert_match 'This copy has no solutions/01-fork' "$output" "make solution in the handout, before any gate"
     in_copy -- make --no-print-directory handout "DIR=$out"
     assert_status 2
     assert_match 'exists and is not empty' "$stderr" "a second handout into the same folder"
+    # UPTO=01: lesson 02 gives 01's finished code, so it is left out
+    in_copy -- make --no-print-directory handout "DIR=$out.01" UPTO=01
+    assert_status 0
+    [ -d "$out.01/lessons/01-fork" ] && [ ! -e "$out.01/lessons/02-hello-pool" ] && [ ! -e "$out.01/tests/02-hello-pool.bats" ] ||
+        fail "UPTO=01 kept a later lesson or lost lesson 01:" "$(ls "$out.01/lessons" "$out.01/tests")"
+}
+
+@test "make start L=02 LAST=02: lessons after the last are not part of the course either; make start resets it" {
+    fresh
+    in_copy -- make --no-print-directory start L=02 LAST=02
+    assert_status 0
+    assert_match 'This course is lessons 02-hello-pool to 02-hello-pool' "$output" "what start says"
+    in_copy -- make --no-print-directory
+    assert_match '05  with +not part of this course \(the course ends at lesson 02\)' "$output" "the table, after the last lesson"
+    assert_match '01  fork +not part of this course \(the room starts at lesson 02\)' "$output" "the table, before the first"
+    in_copy -- make --no-print-directory report STUDENT=fay FORMAT=json
+    grep -q '{"lesson": "05-with", "state": "not in course"' "$COPY/reports/forklings-fay.json" ||
+        fail "the report does not leave 05 out:" "$(grep '"lesson"' "$COPY/reports/forklings-fay.json")"
+    in_copy -- make --no-print-directory start L=05 LAST=02
+    assert_status 2
+    in_copy -- make --no-print-directory start
+    in_copy -- make --no-print-directory
+    assert_match '05  with +not yet checked|05  with +not attempted' "$output" "the table after the reset"
 }
 
 @test "three made-up students' reports merge into one room table" {
