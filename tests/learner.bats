@@ -426,6 +426,8 @@ json_get() {
     done
     grep -q '{"lesson": "05-with", "state": "failed", "compiles": false' "$dir/forklings-ben.json" ||
         fail "ben's report does not say 05 does not compile:" "$(grep '"lesson"' "$dir/forklings-ben.json")"
+    grep -q '"message": "lessons/05-with does not compile (warnings count as errors):\\n.*error' "$dir/forklings-ben.json" ||
+        fail "ben's report does not give the compiler's message:" "$(grep -A2 '"lesson": "05' "$dir/forklings-ben.json")"
     in_copy -- tools/room "$dir"
     assert_status 0
     for who in ann ben cat; do
