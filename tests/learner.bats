@@ -394,6 +394,13 @@ json_get() {
     assert_status 0
     [ -d "$out.01/lessons/01-fork" ] && [ ! -e "$out.01/lessons/02-hello-pool" ] && [ ! -e "$out.01/tests/02-hello-pool.bats" ] ||
         fail "UPTO=01 kept a later lesson or lost lesson 01:" "$(ls "$out.01/lessons" "$out.01/tests")"
+    # no capstone to time, and a course's LAST past the copy's end
+    run_guarded -- env -C "$out.01" TERM=dumb make --no-print-directory bench
+    [ "$status" -ne 0 ] || fail "make bench without lesson 08 exited 0"
+    assert_match '^bench: this copy has no lessons/08-pool' "$stderr" "the one line of make bench"
+    run_guarded -- env -C "$out.01" TERM=dumb make --no-print-directory start LAST=08
+    assert_status 0
+    assert_match 'this copy ends at lesson 01-fork, before LAST=08' "$output" "make start LAST past the copy's end"
 }
 
 @test "make start L=02 LAST=02: lessons after the last are not part of the course either; make start resets it" {
