@@ -178,6 +178,9 @@ twin() {
     twin 04-functor "" ""
     twin 04-functor "-j 3 -- 5 -7 1 -2 30 0" "5 -7 1 -2 30 0"
     twin 04-functor "-t -j 2 -- 5 -7 1 -2 30" "-t 5 -7 1 -2 30"
+    # bad usage: status 2, nothing on stdout
+    twin 04-functor "2" "2"
+    twin 04-functor "2 x 1" "2 x 1"
 }
 
 # twin_errors LESSON "C ARGS" "PYTHON ARGS" [SED]: twin, and both print the

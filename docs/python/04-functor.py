@@ -39,7 +39,16 @@ if __name__ == "__main__":
         with mp.Pool() as p:
             print(p.map(Instance, [1, 2, 3, 4, 5]))
     else:
-        y, z, xs = int(args[0]), int(args[1]), [int(a) for a in args[2:]]
+        try:
+            if len(args) < 2:
+                raise ValueError
+            y, z, xs = int(args[0]), int(args[1]), [int(a) for a in args[2:]]
+        except ValueError:
+            # As the C program: one line, status 2. (Its -b, a pointer sent
+            # through the pipe, has no twin: pickling sends the value.)
+            sys.stderr.write("04-functor.py: needs Y and Z, then the X values, "
+                             "as in '04-functor.py 2 3 1 2'; -t is the only option\n")
+            sys.exit(2)
         with mp.Pool() as p:
             if star:
                 print(p.starmap(Multi, [(x, y, z) for x in xs]))
