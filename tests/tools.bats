@@ -174,6 +174,26 @@ trace_02() {
     assert_match 'the capstone pool of solutions/08-pool' "$output" "the bench's first line"
 }
 
+@test "the shared-memory bench cases end, and check every result, at any size and worker count" {
+    make --no-print-directory -s -C "$FORKLINGS_ROOT" build/tools/bench/shared
+    local shared=$FORKLINGS_ROOT/build/tools/bench/shared n w c
+    # 0 items, fewer items than workers, one chunk, many: the warm case's
+    # workers wait to be released, so a release that never comes would hang.
+    for c in map map-cold; do
+        for n in 0 1 3 1000 100003; do
+            for w in 1 2 7; do
+                run_guarded --deadline 20 -- "$shared" "$c" "$n" "$w"
+                assert_status 0
+                assert_match "^$c [0-9]+\.[0-9]{6}\$" "$output" "shared $c $n $w"
+            done
+        done
+    done
+    run_guarded --deadline 20 -- "$shared" loop 0
+    assert_status 0
+    run_guarded --deadline 20 -- "$shared" map 10 0
+    assert_status 2
+}
+
 @test "make bench TREE=lessons times the learner's own capstone; the starter's, which cannot map, in one line" {
     # The starter's engine is the learner's to write: every map fails, so
     # the bench says so at once instead of timing failures.
