@@ -260,10 +260,13 @@ case_map(long n, long workers, int warm)
         fprintf(stderr, "bench shared: map: a worker failed\n"), exit(1);
     if (!warm || t < 0)
         t = now() - t0;
-    for (long i = 0; i < n; i++)        /* after the clock: every item */
-        if (out[i] != i + 1)
-            fprintf(stderr, "bench shared: map: out[%ld] is %lld, not %ld\n",
-                    i, out[i], i + 1), exit(1);
+    for (long i = 0; i < n; i++) {      /* after the clock: every item */
+        if (out[i] != i + 1) {
+            fprintf(stderr, "bench shared: map: out[%ld] is %lld, not %ld\n", i,
+                    out[i], i + 1);
+            exit(1);
+        }
+    }
     if (munmap(h, sizeof *h) == -1 || munmap(xs, bytes) == -1 ||
         munmap(out, bytes) == -1)
         die("munmap");
