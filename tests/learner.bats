@@ -273,7 +273,15 @@ json_get() {
     grep -q '<testsuite name="01-fork" tests="[0-9]*" failures="0" errors="0" skipped="0" time="[0-9.]*" timestamp="20' "$xml" ||
         fail "no time and timestamp on the suite:" "$(grep '<testsuite ' "$xml")"
     grep -q '<skipped message="not run: an earlier test failed"/>' "$xml" || fail "no skipped element"
-    grep -q '<failure message="expected greetings from the workers, but the parent forked none' "$xml" || fail "the failure's message is not in the XML"
+    # the untouched starter fails nothing: its tests are skipped, each with
+    # the message it would fail with; the begun lesson fails
+    grep -q '<testsuite name="02-hello-pool" tests="\([0-9]*\)" failures="0" errors="0" skipped="\1" ' "$xml" ||
+        fail "the untouched 02 is not all skipped:" "$(grep '<testsuite ' "$xml")"
+    grep -q '<skipped message="not attempted (the starter as given): expected greetings from the workers, but the parent forked none' "$xml" ||
+        fail "the untouched starter's message is not in the XML"
+    grep -q '<testsuite name="05-with" tests="[0-9]*" failures="[1-9]' "$xml" ||
+        fail "the begun 05 has no failure:" "$(grep '<testsuite ' "$xml")"
+    grep -q '<failure message="[^"]' "$xml" || fail "no failure element with a message"
     ! grep -q 'message="test failed"' "$xml" || fail "a failure says only 'test failed'"
     # make's table agrees with the report: the untouched starter is not
     # attempted, not failed
@@ -394,6 +402,11 @@ json_get() {
     assert_status 0
     [ -d "$out.01/lessons/01-fork" ] && [ ! -e "$out.01/lessons/02-hello-pool" ] && [ ! -e "$out.01/tests/02-hello-pool.bats" ] ||
         fail "UPTO=01 kept a later lesson or lost lesson 01:" "$(ls "$out.01/lessons" "$out.01/tests")"
+    # its README links lesson 01 and names the others without a link
+    grep -q '| 01 | \[fork\](lessons/01-fork/README.md) |' "$out.01/README.md" &&
+        grep -q '| 02 | hello-pool (not in this handout) |' "$out.01/README.md" &&
+        ! grep -q '](lessons/0[2-9]' "$out.01/README.md" ||
+        fail "the handout's README does not link exactly the lessons it has:" "$(grep '^| 0' "$out.01/README.md")"
     # no capstone to time, and a course's LAST past the copy's end
     run_guarded -- env -C "$out.01" TERM=dumb make --no-print-directory bench
     [ "$status" -ne 0 ] || fail "make bench without lesson 08 exited 0"
@@ -414,6 +427,9 @@ json_get() {
     in_copy -- make --no-print-directory report STUDENT=fay FORMAT=json
     grep -q '{"lesson": "05-with", "state": "not in course"' "$COPY/reports/forklings-fay.json" ||
         fail "the report does not leave 05 out:" "$(grep '"lesson"' "$COPY/reports/forklings-fay.json")"
+    grep -q '^  "start": "02-hello-pool",$' "$COPY/reports/forklings-fay.json" &&
+        grep -q '^  "last": "02-hello-pool",$' "$COPY/reports/forklings-fay.json" ||
+        fail "the report does not name the course's first and last lesson:" "$(head -14 "$COPY/reports/forklings-fay.json")"
     in_copy -- make --no-print-directory start L=05 LAST=02
     assert_status 2
     in_copy -- make --no-print-directory start
