@@ -132,12 +132,11 @@ read_byte(int fd)
  * release (end-of-file on done) before it exits.
  *
  * Why a warm worker waits to exit: its exit unmaps the 16 MB it touched,
- * thousands of pages, in the kernel, on its CPU, and the parent, woken by
- * the worker's last byte, is often queued on that same CPU behind it. On a
- * 2-CPU machine that put the exit inside the clock: the last byte reached
- * the parent 600 µs after the worker sent it, in half the runs. A pool's
- * workers do not exit after a map (they wait for the next one), so the
- * case does not either.
+ * 4,096 pages, in the kernel. On a 2-CPU machine the two workers' exits
+ * held both CPUs just when the parent, woken by the last byte, needed one:
+ * the byte reached it 490 to 950 µs late in up to half the runs, inside
+ * the clock (docs/pool-design.md). A pool's workers do not exit after a
+ * map (they wait for the next one), so the case does not either.
  */
 static _Noreturn void
 map_worker(struct head *h, const long long *xs, long long *out, long n,
